@@ -1,0 +1,342 @@
+"""The task contract: parameters, vocabulary, batches, sampling, decoding, reference solving.
+
+Every task family subclasses :class:`Task`, declares its parameters as :class:`Param` records,
+builds its vocabulary from the validated parameters, and implements two things:
+
+* ``_generate(length, batch_size, rng) -> Batch`` — vectorised numpy generation;
+* ``solve(tokens) -> list[str]`` — a reference solver written independently of the generator.
+
+Everything else (validation, seeding, encode/decode, the supervised-target view) lives here once.
+numpy only: importing this module never imports torch.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from sepbench.errors import UserError
+
+IGNORE = -100
+"""Target id of positions that are not supervised (PyTorch's cross-entropy ignore_index)."""
+
+
+@dataclass(frozen=True)
+class Param:
+    """One declared task parameter.
+
+    ``kind`` is ``int``, ``float``, ``bool`` or ``str``; ``choices`` restricts strings;
+    ``check`` is an extra predicate with ``rule`` its human-readable statement (used in the
+    error message, e.g. ``"an integer >= 1"``).
+    """
+
+    name: str
+    kind: type
+    default: Any
+    doc: str
+    choices: tuple[str, ...] | None = None
+    check: Callable[[Any], bool] | None = None
+    rule: str = ""
+    examples: tuple[Any, ...] = ()
+    """A few valid values that property tests (and ``sepbench.testing``) draw from."""
+
+    def allowed(self) -> str:
+        if self.choices is not None:
+            return "one of " + ", ".join(self.choices)
+        if self.rule:
+            return self.rule
+        return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}[
+            self.kind
+        ]
+
+    def parse(self, value: Any, task: str) -> Any:
+        """Coerce ``value`` (possibly a CLI string) to this parameter's type and check it."""
+        err = UserError(
+            f"task '{task}': parameter '{self.name}' must be {self.allowed()}, got {value!r}"
+        )
+        if self.kind is bool:
+            if isinstance(value, bool | np.bool_):
+                out: Any = bool(value)
+            elif isinstance(value, str) and value.lower() in ("true", "1", "yes"):
+                out = True
+            elif isinstance(value, str) and value.lower() in ("false", "0", "no"):
+                out = False
+            else:
+                raise err
+        elif self.kind is int:
+            if isinstance(value, bool):
+                raise err
+            if isinstance(value, int | np.integer):
+                out = int(value)
+            elif isinstance(value, str):
+                try:
+                    out = int(value)
+                except ValueError:
+                    raise err from None
+            else:
+                raise err
+        elif self.kind is float:
+            if isinstance(value, bool):
+                raise err
+            try:
+                out = float(value)
+            except (TypeError, ValueError):
+                raise err from None
+            if not np.isfinite(out):
+                raise err
+        else:
+            if not isinstance(value, str):
+                raise err
+            out = value
+        if self.choices is not None and out not in self.choices:
+            raise err
+        if self.check is not None and not self.check(out):
+            raise err
+        return out
+
+
+def int_param(
+    name: str, default: int, doc: str, minimum: int = 1, examples: tuple[int, ...] = ()
+) -> Param:
+    """An integer parameter with a lower bound (the common case)."""
+    return Param(
+        name,
+        int,
+        default,
+        doc,
+        check=lambda v: v >= minimum,
+        rule=f"an integer >= {minimum}",
+        examples=examples,
+    )
+
+
+@dataclass
+class Batch:
+    """A batch of examples as token ids (numpy int64).
+
+    ``inputs[b, t]`` is the t-th token of row b, right-padded with the task's PAD id;
+    ``targets[b, t]`` is the token the model must output after reading ``inputs[b, :t+1]``
+    (``IGNORE`` where nothing is supervised); ``lengths[b]`` is the true token length of row b;
+    ``prompt_lengths[b]`` is how many tokens form the prompt a model is given before it must
+    generate (= ``lengths`` for single-answer and teacher-forced tasks; up to and including the
+    first ``[EOS]`` for trace tasks).
+    """
+
+    inputs: np.ndarray
+    targets: np.ndarray
+    lengths: np.ndarray
+    prompt_lengths: np.ndarray
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.inputs.shape[0])
+
+
+class Task(abc.ABC):
+    """Base class of every task family (see ../shared/spec/tasks.md for the formats)."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    source: ClassVar[str]
+    """Where the task comes from: the theory.md source ids and theorem numbers."""
+    length_meaning: ClassVar[str]
+    """What ``length`` (the problem size N) counts for this task."""
+    params_spec: ClassVar[tuple[Param, ...]] = ()
+    pad_token: ClassVar[str] = "<pad>"
+    binary_answers: ClassVar[tuple[str, str] | None] = None
+    """For yes/no tasks, the two answer tokens (positive first); batches are exactly balanced."""
+    test_lengths: ClassVar[tuple[int, int]] = (1, 16)
+    """An inclusive range of small lengths that property tests draw from (filtered by
+    ``check_length``, so e.g. odd lengths of an even-only task are simply skipped)."""
+
+    def __init__(self, **params: Any) -> None:
+        spec = {p.name: p for p in self.params_spec}
+        unknown = sorted(set(params) - set(spec))
+        if unknown:
+            allowed = ", ".join(spec) if spec else "none"
+            raise UserError(
+                f"task '{self.name}': unknown parameter '{unknown[0]}'; allowed: {allowed}"
+            )
+        self.params: dict[str, Any] = {
+            name: p.parse(params[name], self.name) if name in params else p.default
+            for name, p in spec.items()
+        }
+        self._validate_params()
+        self.vocab: tuple[str, ...] = tuple(self._build_vocab())
+        if len(set(self.vocab)) != len(self.vocab):
+            raise AssertionError(f"task {self.name}: duplicate tokens in vocabulary")
+        self.token_to_id: dict[str, int] = {tok: i for i, tok in enumerate(self.vocab)}
+        self.pad_id: int = self.token_to_id[self.pad_token]
+
+    # ----------------------------------------------------------------- to implement
+    def _validate_params(self) -> None:  # noqa: B027 - optional hook
+        """Cross-parameter checks; raise UserError naming the parameters."""
+
+    @abc.abstractmethod
+    def _build_vocab(self) -> Sequence[str]:
+        """The vocabulary for the validated parameters; must contain ``pad_token``."""
+
+    @abc.abstractmethod
+    def check_length(self, length: int) -> None:
+        """Raise UserError if this task cannot be sampled at problem size ``length``."""
+
+    @abc.abstractmethod
+    def max_tokens(self, length: int) -> int:
+        """The padded token length T of a batch at problem size ``length``."""
+
+    @abc.abstractmethod
+    def _generate(self, length: int, batch_size: int, rng: np.random.Generator) -> Batch:
+        """Vectorised generation; ``length`` is already checked."""
+
+    @abc.abstractmethod
+    def solve(self, tokens: Sequence[str]) -> list[str]:
+        """Reference solver: the supervised outputs, in order, for one decoded input row."""
+
+    # ----------------------------------------------------------------- provided
+    def sample(
+        self,
+        length: int,
+        batch_size: int,
+        seed: int | None = None,
+        rng: np.random.Generator | None = None,
+    ) -> Batch:
+        """Draw ``batch_size`` examples at problem size ``length``.
+
+        Give exactly one of ``seed`` (an int: the same seed gives the same bytes) or ``rng``.
+        """
+        if (seed is None) == (rng is None):
+            raise UserError("sample: give exactly one of seed= or rng=")
+        if isinstance(length, bool) or not isinstance(length, int | np.integer):
+            raise UserError(f"task '{self.name}': length must be an integer, got {length!r}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer):
+            raise UserError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        if batch_size < 1:
+            raise UserError(f"batch_size must be an integer >= 1, got {batch_size}")
+        length = int(length)
+        self.check_length(length)
+        if rng is None:
+            assert seed is not None
+            if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+                raise UserError(f"seed must be a non-negative integer, got {seed!r}")
+            rng = np.random.default_rng(int(seed))
+        batch = self._generate(length, int(batch_size), rng)
+        return batch
+
+    def encode(self, tokens: Iterable[str]) -> np.ndarray:
+        """Token strings -> int64 ids; an unknown token raises UserError naming it."""
+        ids = []
+        for tok in tokens:
+            try:
+                ids.append(self.token_to_id[tok])
+            except KeyError:
+                raise UserError(f"task '{self.name}': unknown token {tok!r}") from None
+        return np.asarray(ids, dtype=np.int64)
+
+    def decode(self, ids: Iterable[int] | np.ndarray) -> list[str]:
+        """Ids -> token strings, with trailing padding removed."""
+        arr = np.asarray(list(ids) if not isinstance(ids, np.ndarray) else ids, dtype=np.int64)
+        end = len(arr)
+        while end > 0 and arr[end - 1] == self.pad_id:
+            end -= 1
+        return [self.vocab[i] for i in arr[:end]]
+
+    def supervised(self, batch: Batch, row: int) -> list[str]:
+        """The supervised target tokens of one row, in position order."""
+        tgt = batch.targets[row]
+        return [self.vocab[i] for i in tgt[tgt != IGNORE]]
+
+    def supervised_positions(self, batch: Batch, row: int) -> list[tuple[int, str]]:
+        """``(position, token)`` for every supervised position of one row."""
+        tgt = batch.targets[row]
+        pos = np.flatnonzero(tgt != IGNORE)
+        return [(int(t), self.vocab[int(tgt[t])]) for t in pos]
+
+    def describe(self) -> dict[str, Any]:
+        """Plain-data description (for `sepbench tasks show` and docs)."""
+        return {
+            "name": self.name,
+            "summary": self.summary,
+            "source": self.source,
+            "length": self.length_meaning,
+            "params": {
+                p.name: {"default": p.default, "allowed": p.allowed(), "doc": p.doc}
+                for p in self.params_spec
+            },
+            "vocab_size": len(self.vocab),
+        }
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"{type(self).__name__}({args})"
+
+
+# --------------------------------------------------------------------- shared generation helpers
+def balanced_labels(batch_size: int, rng: np.random.Generator) -> np.ndarray:
+    """Boolean labels, exactly half True (the odd one out drawn at random), in shuffled order."""
+    half = batch_size // 2
+    extra = int(rng.integers(0, 2)) if batch_size % 2 else 0
+    labels = np.zeros(batch_size, dtype=bool)
+    labels[: half + extra] = True
+    return rng.permutation(labels)
+
+
+def ignore_targets(shape: tuple[int, int]) -> np.ndarray:
+    """A target array with nothing supervised yet."""
+    return np.full(shape, IGNORE, dtype=np.int64)
+
+
+def single_answer_batch(inputs: np.ndarray, answers: np.ndarray) -> Batch:
+    """A fixed-length batch whose only supervised position is the last one."""
+    batch_size, width = inputs.shape
+    targets = ignore_targets((batch_size, width))
+    targets[:, -1] = answers
+    lengths = np.full(batch_size, width, dtype=np.int64)
+    return Batch(inputs.astype(np.int64, copy=False), targets, lengths, lengths.copy())
+
+
+def distinct_rows(
+    rng: np.random.Generator, batch_size: int, count: int, universe: int
+) -> np.ndarray:
+    """``batch_size`` rows of ``count`` distinct integers from ``[0, universe)``, uniformly.
+
+    Vectorised: argpartition of uniform keys when ``count`` is a sizeable fraction of the
+    universe, otherwise draw-with-replacement and redraw only the rows that collided.
+    Memory O(batch_size x max(count, universe)) in the first regime, O(batch x count) else.
+    """
+    if count > universe:
+        raise ValueError(f"cannot draw {count} distinct values from {universe}")
+    if count == 0:
+        return np.zeros((batch_size, 0), dtype=np.int64)
+    if universe <= 4 * count or universe <= 64:
+        keys = rng.random((batch_size, universe))
+        idx = np.argpartition(keys, count - 1, axis=1)[:, :count]
+        # argpartition leaves an arbitrary order inside the first block: shuffle by key order
+        order = np.take_along_axis(keys, idx, axis=1).argsort(axis=1)
+        return np.take_along_axis(idx, order, axis=1).astype(np.int64)
+    out = rng.integers(0, universe, size=(batch_size, count), dtype=np.int64)
+    while True:
+        srt = np.sort(out, axis=1)
+        bad = np.flatnonzero((srt[:, 1:] == srt[:, :-1]).any(axis=1))
+        if bad.size == 0:
+            return out
+        out[bad] = rng.integers(0, universe, size=(bad.size, count), dtype=np.int64)
+
+
+def check_int_length(task: str, length: int, minimum: int, what: str) -> None:
+    """The common length check: an integer >= ``minimum`` counting ``what``."""
+    if length < minimum:
+        raise UserError(
+            f"task '{task}': length (the number of {what}) must be >= {minimum}, got {length}"
+        )
+
+
+def check_max_length(task: str, length: int, max_length: int) -> None:
+    if length > max_length:
+        raise UserError(
+            f"task '{task}': length {length} exceeds max_length {max_length} "
+            f"(pass --param max_length={length} or larger)"
+        )

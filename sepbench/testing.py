@@ -1,0 +1,90 @@
+"""Hypothesis strategies over sepbench's tasks, for property-testing your own models.
+
+>>> from hypothesis import given
+>>> from sepbench import testing
+>>> @given(testing.task_samples("dyck", max_batch=8))
+... def test_my_model(sample): ...
+
+Strategies draw parameter values from each parameter's declared ``examples`` (plus its
+default) and lengths from the task's ``test_lengths`` range, skipping lengths the task cannot
+take. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from hypothesis import strategies as st
+
+from sepbench import tasks
+from sepbench.errors import UserError
+from sepbench.tasks.base import Batch, Task
+
+
+@dataclass(frozen=True)
+class TaskSample:
+    """One drawn case: the task, its problem size, the seed and the sampled batch."""
+
+    task: Task
+    length: int
+    seed: int
+    batch: Batch
+
+
+def task_params(name: str) -> st.SearchStrategy[dict[str, Any]]:
+    """Valid parameter dictionaries for task ``name`` (invalid combinations filtered out)."""
+    cls = tasks.get_class(name)
+    fields = {
+        p.name: st.sampled_from(sorted({p.default, *p.examples}, key=repr))
+        for p in cls.params_spec
+    }
+
+    def valid(params: dict[str, Any]) -> bool:
+        try:
+            cls(**params)
+        except UserError:
+            return False
+        return True
+
+    return st.fixed_dictionaries(fields).filter(valid)
+
+
+def task_instances(name: str) -> st.SearchStrategy[Task]:
+    """Built tasks with drawn parameters."""
+    return task_params(name).map(lambda params: tasks.make(name, **params))
+
+
+def valid_lengths(task: Task) -> list[int]:
+    """The lengths in ``task.test_lengths`` that the task accepts."""
+    lo, hi = task.test_lengths
+    ok = []
+    for n in range(lo, hi + 1):
+        try:
+            task.check_length(n)
+        except UserError:
+            continue
+        ok.append(n)
+    return ok
+
+
+@st.composite
+def task_samples(
+    draw: st.DrawFn, name: str, max_batch: int = 16, min_batch: int = 1
+) -> TaskSample:
+    """A drawn task, a valid length, a seed, and the batch sampled from them."""
+    task = draw(task_instances(name))
+    lengths = valid_lengths(task)
+    if not lengths:
+        from hypothesis import reject
+
+        reject()
+    length = draw(st.sampled_from(lengths))
+    seed = draw(st.integers(0, 2**31 - 1))
+    batch_size = draw(st.integers(min_batch, max_batch))
+    return TaskSample(task, length, seed, task.sample(length, batch_size, seed=seed))
+
+
+def any_task_samples(max_batch: int = 16) -> st.SearchStrategy[TaskSample]:
+    """A sample from any registered task."""
+    return st.sampled_from(tasks.names()).flatmap(lambda n: task_samples(n, max_batch=max_batch))
