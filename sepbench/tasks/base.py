@@ -255,6 +255,18 @@ class Task(abc.ABC):
         pos = np.flatnonzero(tgt != IGNORE)
         return [(int(t), self.vocab[int(tgt[t])]) for t in pos]
 
+    retrieval_trigger: ClassVar[str | None] = None
+    """For tasks with in-context retrieval traces: the token (e.g. ``[ENDSEARCH]``) after which
+    the retriever, not the model, writes the next token. None for every other task."""
+
+    def retrieval_result(self, tokens: Sequence[str]) -> str:
+        """The retriever's answer for a trace that ends with ``retrieval_trigger``.
+
+        ``tokens`` is everything written so far (prompt and trace). Only tasks that set
+        ``retrieval_trigger`` implement it; it searches the context, never the label.
+        """
+        raise NotImplementedError(f"task '{self.name}' has no retriever")
+
     def describe(self) -> dict[str, Any]:
         """Plain-data description (for `sepbench tasks show` and docs)."""
         return {
