@@ -75,7 +75,19 @@ def test_same_seed_same_bytes_different_seed_differs(name: str) -> None:
     assert rng_batch.inputs.tobytes() == a.inputs.tobytes()
 
 
-BINARY = [n for n in NAMES if tasks.get_class(n).binary_answers is not None]
+def _binary_names() -> list[str]:
+    found = []
+    for n in NAMES:
+        try:
+            cls = tasks.get_class(n)
+        except ModuleNotFoundError:  # a task still being written; the test below then fails
+            continue
+        if cls.binary_answers is not None:
+            found.append(n)
+    return found
+
+
+BINARY = _binary_names()
 
 
 def test_the_yes_no_tasks_declare_their_answers() -> None:
