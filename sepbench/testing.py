@@ -36,8 +36,7 @@ def task_params(name: str) -> st.SearchStrategy[dict[str, Any]]:
     """Valid parameter dictionaries for task ``name`` (invalid combinations filtered out)."""
     cls = tasks.get_class(name)
     fields = {
-        p.name: st.sampled_from(sorted({p.default, *p.examples}, key=repr))
-        for p in cls.params_spec
+        p.name: st.sampled_from(sorted({p.default, *p.examples}, key=repr)) for p in cls.params_spec
     }
 
     def valid(params: dict[str, Any]) -> bool:
@@ -69,9 +68,7 @@ def valid_lengths(task: Task) -> list[int]:
 
 
 @st.composite
-def task_samples(
-    draw: st.DrawFn, name: str, max_batch: int = 16, min_batch: int = 1
-) -> TaskSample:
+def task_samples(draw: st.DrawFn, name: str, max_batch: int = 16, min_batch: int = 1) -> TaskSample:
     """A drawn task, a valid length, a seed, and the batch sampled from them."""
     task = draw(task_instances(name))
     lengths = valid_lengths(task)
