@@ -1,0 +1,162 @@
+"""Online data: fresh task samples every step, turned into tensors off the critical path.
+
+Nothing is written to disk. A :class:`Stream` draws batches from one numpy Generator (see
+:mod:`sepbench.training.config` for how generators derive from the trial seed) and converts them
+to tensors with ``torch.from_numpy`` — zero-copy — plus the flat indices of the supervised
+positions, so the loss is computed on those rows of the logits only (a single-answer task
+supervises one position in T). With ``prefetch`` the next batches are produced by a background
+thread while the current step runs; one thread draws from the generator in order, so the data
+are the same bytes with or without prefetching.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+import numpy as np
+import torch
+
+from sepbench.tasks import IGNORE, Task
+
+T = TypeVar("T")
+
+
+@dataclass
+class Prepared:
+    """One training batch on its device.
+
+    ``inputs`` is [B, T] (single model) or [E, B, T] (ensemble); ``sel`` are the flat indices
+    (into ``inputs.reshape(-1)``) of the supervised positions and ``sel_targets`` their targets;
+    for an ensemble ``member`` gives the member of each selected position and ``counts`` the
+    number of supervised positions per member.
+    """
+
+    inputs: torch.Tensor
+    sel: torch.Tensor
+    sel_targets: torch.Tensor
+    member: torch.Tensor | None = None
+    counts: torch.Tensor | None = None
+
+
+def pad_to(
+    inputs: np.ndarray, targets: np.ndarray, width: int, pad_id: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``inputs`` / ``targets`` right-padded (PAD / IGNORE) to ``width`` tokens."""
+    extra = width - inputs.shape[1]
+    if extra > 0:
+        inputs = np.pad(inputs, ((0, 0), (0, extra)), constant_values=pad_id)
+        targets = np.pad(targets, ((0, 0), (0, extra)), constant_values=IGNORE)
+    return inputs, targets
+
+
+def stack_pairs(
+    pairs: Sequence[tuple[np.ndarray, np.ndarray]], pad_id: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Member ``(inputs, targets)`` pairs -> arrays [E, B, T] (padded to a common T)."""
+    width = max(x.shape[1] for x, _ in pairs)
+    padded = [pad_to(x, y, width, pad_id) for x, y in pairs]
+    return np.stack([p[0] for p in padded]), np.stack([p[1] for p in padded])
+
+
+def prepare(
+    inputs: np.ndarray, targets: np.ndarray, device: torch.device, ensemble: bool
+) -> Prepared:
+    """Numpy arrays -> :class:`Prepared` on ``device`` (pinned + non-blocking for CUDA)."""
+    flat = targets.reshape(-1)
+    sel = np.flatnonzero(flat != IGNORE)
+    arrays = [np.ascontiguousarray(inputs), sel, np.ascontiguousarray(flat[sel])]
+    if ensemble:
+        per_member = targets.shape[1] * targets.shape[2]
+        member = sel // per_member
+        counts = np.bincount(member, minlength=targets.shape[0]).astype(np.float32)
+        arrays += [member, counts]
+    tensors = [torch.from_numpy(a) for a in arrays]
+    if device.type != "cpu":
+        tensors = [t.pin_memory().to(device, non_blocking=True) for t in tensors]
+    if ensemble:
+        return Prepared(*tensors)
+    return Prepared(tensors[0], tensors[1], tensors[2])
+
+
+class Prefetcher(Generic[T]):
+    """Calls ``make()`` ahead of time in one background thread (``depth`` items buffered).
+
+    ``enabled=False`` calls ``make()`` inline instead; either way the items come in the order
+    ``make`` produced them. Errors in the thread are re-raised by :meth:`next`.
+    """
+
+    def __init__(self, make: Callable[[], T], enabled: bool = True, depth: int = 2) -> None:
+        self._make = make
+        self._enabled = enabled
+        self._queue: queue.Queue[tuple[bool, object]] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if enabled:
+            self._thread = threading.Thread(target=self._run, name="sepbench-data", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                item: tuple[bool, object] = (True, self._make())
+            except BaseException as exc:  # forwarded to the consumer
+                item = (False, exc)
+            while not self._stop.is_set():
+                try:
+                    self._queue.put(item, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if not item[0]:
+                return
+
+    def next(self) -> T:
+        if not self._enabled:
+            return self._make()
+        ok, value = self._queue.get()
+        if not ok:
+            assert isinstance(value, BaseException)
+            raise value
+        return value  # type: ignore[return-value]
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def __enter__(self) -> Prefetcher[T]:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def train_stream(
+    task: Task,
+    length: int,
+    batch_size: int,
+    rngs: Sequence[np.random.Generator],
+    device: torch.device,
+    ensemble: bool,
+) -> Callable[[], Prepared]:
+    """A maker of training batches: one per call, from each generator of ``rngs``."""
+    if ensemble:
+
+        def make() -> Prepared:
+            batches = [task.sample(length, batch_size, rng=rng) for rng in rngs]
+            inputs, targets = stack_pairs([(b.inputs, b.targets) for b in batches], task.pad_id)
+            return prepare(inputs, targets, device, ensemble=True)
+
+    else:
+        (rng,) = rngs
+
+        def make() -> Prepared:
+            b = task.sample(length, batch_size, rng=rng)
+            return prepare(b.inputs, b.targets, device, ensemble=False)
+
+    return make

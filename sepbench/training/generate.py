@@ -1,0 +1,234 @@
+"""Generation-based evaluation (trace tasks) and length generalisation.
+
+Greedy decoding, batched: every row starts from its prompt (``Batch.prompt_lengths``: up to and
+including the first ``[EOS]`` of a trace task) and the model writes one token per step —
+``argmax`` of its logits at the last written position — until it writes a stop token (the task's
+answers) or reaches the token limit. Rows of different prompt lengths advance together; only rows
+that are generating at a step are fed to the model.
+
+Retrieval (models with ``uses_retrieval = True``, the ``rag`` family): when the token just
+written is the task's ``retrieval_trigger`` (``[ENDSEARCH]``), the next token is not predicted but
+supplied by ``task.retrieval_result(tokens_so_far)`` — real search code over the written context,
+never the label. Such tokens are not model predictions and have IGNORE targets in training.
+
+Exact-trace accuracy compares the whole generated continuation with the reference continuation
+(``inputs[b, prompt_length:length]``); answer accuracy compares the final token only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from sepbench.errors import UserError
+from sepbench.tasks import Batch, Task
+from sepbench.training.config import check_seed
+from sepbench.training.metrics import Metrics, eval_mode, evaluate_arrays, model_device, to_metrics
+
+LENGTHS_STREAM = 4
+"""SeedSequence spawn key of the length-generalisation streams (see config.STREAMS)."""
+
+
+@dataclass
+class Generated:
+    """Greedy continuations: ``tokens`` [B, T] (prompt + generated, PAD after the end)."""
+
+    tokens: np.ndarray
+    ends: np.ndarray  # [B] one past the last written token
+    finished: np.ndarray  # [B] bool: wrote a stop token before the limit
+    retrieval_calls: int
+
+
+@dataclass
+class GenerationMetrics:
+    """Generation-based accuracies on ``examples`` rows."""
+
+    answer_accuracy: float
+    trace_accuracy: float
+    finished: float
+    retrieval_calls: int
+    examples: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def uses_retrieval(model: nn.Module) -> bool:
+    return bool(getattr(model, "uses_retrieval", False))
+
+
+def is_trace_batch(batch: Batch) -> bool:
+    """A batch has something to generate when some prompt is shorter than its row."""
+    return bool(np.any(batch.prompt_lengths < batch.lengths))
+
+
+def stop_ids(task: Task, batch: Batch | None = None) -> np.ndarray:
+    """Token ids that end a generation: the task's answers (binary tasks), else the final
+    tokens of the reference rows of ``batch``."""
+    if task.binary_answers is not None:
+        return task.encode(task.binary_answers)
+    if batch is None:
+        raise UserError(f"task '{task.name}': give stop tokens for generation")
+    rows = np.arange(len(batch))
+    return np.unique(batch.inputs[rows, batch.lengths - 1])
+
+
+def greedy_generate(
+    model: nn.Module,
+    task: Task,
+    prompts: np.ndarray,
+    prompt_lengths: np.ndarray,
+    max_tokens: int,
+    stops: Iterable[int],
+    retrieval: bool | None = None,
+) -> Generated:
+    """Greedy decoding of every row of ``prompts`` from its first ``prompt_lengths[b]`` tokens.
+
+    ``retrieval`` (default: ``model.uses_retrieval``) lets the task's retriever write the token
+    after each ``retrieval_trigger``. At most ``max_tokens`` tokens per row, prompt included.
+    """
+    if retrieval is None:
+        retrieval = uses_retrieval(model)
+    trigger: int | None = None
+    if retrieval:
+        if task.retrieval_trigger is None:
+            raise UserError(f"task '{task.name}' has no retriever; this model needs one")
+        trigger = task.token_to_id[task.retrieval_trigger]
+    rows = prompts.shape[0]
+    plen = np.asarray(prompt_lengths, dtype=np.int64)
+    if np.any(plen < 1) or np.any(plen > max_tokens):
+        raise UserError("generation: prompt lengths must be in [1, max_tokens]")
+    buf = np.full((rows, max_tokens), task.pad_id, dtype=np.int64)
+    width = min(prompts.shape[1], max_tokens)
+    keep = np.arange(width)[None, :] < plen[:, None]
+    buf[:, :width] = np.where(keep, prompts[:, :width], task.pad_id)
+    stop_set = np.asarray(sorted(set(int(s) for s in stops)), dtype=np.int64)
+    finished = np.zeros(rows, dtype=bool)
+    halted = np.zeros(rows, dtype=bool)  # stopped without an answer (malformed retrieval)
+    ends = np.full(rows, max_tokens, dtype=np.int64)
+    calls = 0
+    device = model_device(model)
+    with eval_mode(model):
+        for t in range(int(plen.min()), max_tokens):
+            active = np.flatnonzero((plen <= t) & ~finished & ~halted)
+            if active.size == 0:
+                if not np.any(plen > t):
+                    break  # every row has finished
+                continue  # rows with longer prompts start later
+            nxt = np.empty(active.size, dtype=np.int64)
+            need_model = np.ones(active.size, dtype=bool)
+            if trigger is not None:
+                fetch = buf[active, t - 1] == trigger
+                for j in np.flatnonzero(fetch):
+                    context = task.decode(buf[active[j], :t])
+                    calls += 1
+                    try:
+                        nxt[j] = task.token_to_id[task.retrieval_result(context)]
+                    except ValueError:  # a malformed query: the row stops, unfinished
+                        nxt[j] = task.pad_id
+                        halted[active[j]] = True
+                        ends[active[j]] = t
+                need_model = ~fetch
+            if need_model.any():
+                idx = active[need_model]
+                x = torch.from_numpy(np.ascontiguousarray(buf[idx, :t])).to(device)
+                logits = model(x)[:, -1]
+                nxt[need_model] = logits.argmax(-1).cpu().numpy()
+            buf[active, t] = nxt
+            done = np.isin(nxt, stop_set) & ~halted[active]
+            finished[active[done]] = True
+            ends[active[done]] = t + 1
+    # rows that never stopped end at the limit; PAD after every end
+    return Generated(buf, ends, finished, calls)
+
+
+def generation_metrics(task: Task, batch: Batch, gen: Generated) -> GenerationMetrics:
+    """Answer and exact-trace accuracy of ``gen`` against the reference rows of ``batch``."""
+    answer_ok = 0
+    trace_ok = 0
+    for b in range(len(batch)):
+        p, n, e = int(batch.prompt_lengths[b]), int(batch.lengths[b]), int(gen.ends[b])
+        ref = batch.inputs[b, p:n]
+        out = gen.tokens[b, p:e]
+        if gen.finished[b] and out.size and ref.size and out[-1] == ref[-1]:
+            answer_ok += 1
+        if gen.finished[b] and np.array_equal(out, ref):
+            trace_ok += 1
+    rows = max(1, len(batch))
+    return GenerationMetrics(
+        answer_accuracy=answer_ok / rows,
+        trace_accuracy=trace_ok / rows,
+        finished=float(gen.finished.mean()) if len(batch) else 0.0,
+        retrieval_calls=gen.retrieval_calls,
+        examples=len(batch),
+    )
+
+
+def evaluate_generation(
+    model: nn.Module,
+    task: Task,
+    length: int,
+    batch_size: int = 256,
+    seed: int | None = None,
+    rng: np.random.Generator | None = None,
+    batch: Batch | None = None,
+    retrieval: bool | None = None,
+) -> GenerationMetrics:
+    """Greedy-decode ``batch_size`` fresh examples (or ``batch``) and score them."""
+    if batch is None:
+        if seed is None and rng is None:
+            seed = 0
+        batch = task.sample(length, batch_size, seed=seed, rng=rng)
+    if not is_trace_batch(batch):
+        raise UserError(
+            f"task '{task.name}' {dict(task.params)} has no trace to generate "
+            "(its prompts are whole rows); use teacher-forced evaluation"
+        )
+    limit = max(task.max_tokens(length), batch.inputs.shape[1])
+    gen = greedy_generate(
+        model, task, batch.inputs, batch.prompt_lengths, limit, stop_ids(task, batch), retrieval
+    )
+    return generation_metrics(task, batch, gen)
+
+
+def evaluate_lengths(
+    model: nn.Module,
+    task: Task,
+    lengths: Sequence[int],
+    batch_size: int = 1024,
+    seed: int = 0,
+    generation_batch: int = 256,
+) -> list[dict[str, Any]]:
+    """Length generalisation: one trained model evaluated at each of ``lengths``.
+
+    For each length, ``batch_size`` examples from ``SeedSequence(seed, spawn_key=(4, length))``
+    — a stream disjoint from every training / evaluation stream of the trial seeds — are scored
+    teacher forced; for trace tasks the first ``generation_batch`` of them are also decoded
+    greedily. Returns one plain record per length: ``{"length", **Metrics, "generation":
+    GenerationMetrics | None}``.
+    """
+    seed = check_seed(seed)
+    if not lengths:
+        raise UserError("evaluate_lengths: give at least one length")
+    for n in lengths:
+        task.check_length(int(n))
+    out: list[dict[str, Any]] = []
+    for n in lengths:
+        n = int(n)
+        ss = np.random.SeedSequence(seed, spawn_key=(LENGTHS_STREAM, n))
+        batch = task.sample(n, batch_size, rng=np.random.Generator(np.random.PCG64(ss)))
+        metrics: Metrics = to_metrics(evaluate_arrays(model, batch.inputs, batch.targets))
+        record: dict[str, Any] = {"length": n, **metrics.to_dict(), "generation": None}
+        if is_trace_batch(batch) and generation_batch > 0:
+            k = min(generation_batch, len(batch))
+            sub = Batch(
+                batch.inputs[:k], batch.targets[:k], batch.lengths[:k], batch.prompt_lengths[:k]
+            )
+            record["generation"] = evaluate_generation(model, task, n, batch=sub).to_dict()
+        out.append(record)
+    return out
