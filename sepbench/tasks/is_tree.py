@@ -424,9 +424,10 @@ def _dfs(
     """Run every row's DFS from node 0, one step per iteration.
 
     ``hi``/``lo``: ``[B, n-1]`` edge ends in input order. Returns per-step records ``[B, S]``
-    (S = 2n − 1; -1 where a row has stopped) — ``top`` always; with ``full`` also ``father``,
-    ``prev``, ``r1`` (first neighbour lookup), ``skip``, ``nxt`` (-1: none), ``kind`` (0 push,
-    1 pop, 2 cycle) and ``cres`` (the parent of a re-met node) — and the visited counts [B].
+    (S = 2n − 1; ``top`` = -1 where a row has stopped): ``top`` always; with ``full`` also
+    ``father`` (-1: none), ``skip`` (the parent edge was skipped), ``nxt`` (the neighbour
+    found, -1: none), ``seen`` (nxt was visited: a cycle) and ``back`` (the parent of a re-met
+    node, < 0: none) — and the number of visited nodes per row.
     """
     batch = hi.shape[0]
     e2 = 2 * (n - 1)
@@ -436,109 +437,110 @@ def _dfs(
     dstf = np.append(np.take_along_axis(dst, order, axis=1).ravel(), -1)
     rowbase = np.arange(batch, dtype=np.int64)
     deg = np.bincount((rowbase[:, None] * n + src).ravel(), minlength=batch * n)
-    start = (np.cumsum(deg.reshape(batch, n), axis=1) - deg.reshape(batch, n)).ravel()
-    start += np.repeat(rowbase * e2, n)
+    # ptr[row * n + v]: where v's adjacency list is read next (absolute index into dstf)
+    end = np.cumsum(deg.reshape(batch, n), axis=1).ravel() + np.repeat(rowbase * e2, n)
+    ptr = end - deg
 
     steps = 2 * n - 1
-    names = ("top", "father", "prev", "r1", "skip", "nxt", "kind", "cres") if full else ("top",)
-    rec = {name: np.full((steps, batch), -1, dtype=np.int64) for name in names}
+    names = ("top", "father", "skip", "nxt", "seen", "back") if full else ("top",)
+    rec = {name: np.full((batch, steps), -1, dtype=np.int64) for name in names}
+    # parent[row * n + v]: -1 unvisited, -2 the root (visited, no parent), else v's parent
     parent = np.full(batch * n, -1, dtype=np.int64)
-    visited = np.zeros(batch * n, dtype=bool)
-    visited[rowbase * n] = True
-    ptr = np.zeros(batch * n, dtype=np.int64)
+    parent[rowbase * n] = -2
     rows = rowbase.copy()
     base = rows * n
     top = np.zeros(batch, dtype=np.int64)
-    prev = np.full(batch, -1, dtype=np.int64)
     for s in range(steps):
         if rows.size == 0:
             break
         at = base + top
         f = parent[at]
         p = ptr[at]
-        d = deg[at]
-        st = start[at]
-        r1 = np.where(p < d, dstf[st + p], -1)
-        skip = (r1 == f) & (f >= 0)
-        p2 = p + skip
-        nxt = np.where(p2 < d, dstf[st + p2], -1)
-        ptr[at] = p2 + 1
-        pop = nxt < 0
-        seen = visited[base + np.maximum(nxt, 0)] & ~pop
-        push = ~pop & ~seen
-        rec["top"][s, rows] = top
+        e = end[at]
+        skip = (f >= 0) & (p < e) & (dstf[p] == f)
+        p += skip
+        found = p < e
+        nxt = np.where(found, dstf[p], -1)
+        ptr[at] = p + 1
+        back = parent[base + np.maximum(nxt, 0)]
+        seen = found & (back != -1)
+        push = found & ~seen
+        rec["top"][rows, s] = top
         if full:
-            rec["father"][s, rows] = f
-            rec["prev"][s, rows] = prev
-            rec["r1"][s, rows] = r1
-            rec["skip"][s, rows] = skip
-            rec["nxt"][s, rows] = nxt
-            rec["kind"][s, rows] = np.where(push, 0, np.where(pop, 1, 2))
-            rec["cres"][s, rows] = np.where(seen, parent[base + np.maximum(nxt, 0)], -1)
-        new = (base + nxt)[push]
-        parent[new] = top[push]
-        visited[new] = True
-        keep = ~(seen | (pop & (f < 0)))
-        prev = top[keep]
+            rec["father"][rows, s] = f
+            rec["skip"][rows, s] = skip
+            rec["nxt"][rows, s] = nxt
+            rec["seen"][rows, s] = seen
+            rec["back"][rows, s] = back
+        parent[(base + nxt)[push]] = top[push]
+        keep = ~seen & (found | (f >= 0))  # stop at a cycle, or when the root is finished
         top = np.where(push, nxt, f)[keep]
         rows = rows[keep]
         base = base[keep]
-    out = {name: np.ascontiguousarray(arr.T) for name, arr in rec.items()}
-    return out, visited.reshape(batch, n).sum(axis=1)
+    return rec, (parent != -1).reshape(batch, n).sum(axis=1)
 
 
 def _node_or_failed(x: np.ndarray) -> np.ndarray:
     return np.where(x >= 0, x + NODE0, FAILED_ID)
 
 
-def _retrieval_blocks(rec: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """The tokens ``[B, S, 26]`` of every retrieval step and which slots are written.
+def _retrieval_tokens(rec: dict[str, np.ndarray], dtype: type[np.signedinteger]) -> np.ndarray:
+    """The retrieval trace of every row, ``[B, S * 26]``, -1 in the slots not written.
 
-    Slots: 0 top | 1-5 ``[S] top ~ [E] f`` | 6-11 ``[S] top - (prev) [E] r1`` (slot 9, prev,
-    only when prev != f) | 12-17 ``[S] top - f [E] nxt`` (the parent skip) | 18-22
-    ``[S] nxt ~ [E] g`` (when nxt exists) | 23-25 the fact ``nxt ~ top`` (push only).
+    Each step has 26 slots: 0 top | 1-5 ``[S] top ~ [E] f`` | 6-11 ``[S] top - prev [E] r``
+    (slot 9, prev, only when prev != f) | 12-17 ``[S] top - f [E] nxt`` (the parent skip) |
+    18-22 ``[S] nxt ~ [E] g`` (when nxt exists) | 23-25 the fact ``nxt ~ top`` (push only).
+    Built slot-major (contiguous writes), then transposed once to row-major.
     """
-    top, f, prev = rec["top"], rec["father"], rec["prev"]
-    nxt, kind = rec["nxt"], rec["kind"]
-    live = kind >= 0
-    skip = rec["skip"] > 0
-    has_next = live & (nxt >= 0)
-    push = kind == 0
+    top, skip, nxt = rec["top"], rec["skip"] > 0, rec["nxt"]
+    f = np.maximum(rec["father"], -1)  # the root's -2 is [FAILED] too
+    batch, steps = top.shape
+    prev = np.empty_like(top)
+    prev[:, 0] = -1
+    prev[:, 1:] = top[:, :-1]  # the controller's prev is the previous step's top
+    live = top >= 0
+    seen = rec["seen"] > 0
+    found = nxt >= 0
+    push = found & ~seen
     tnode, fnode, nnode = top + NODE0, _node_or_failed(f), _node_or_failed(nxt)
-    g = np.where(push, FAILED_ID, _node_or_failed(rec["cres"]))
-    cols = [
-        tnode, START_ID, tnode, TILDE_ID, END_ID, fnode,
-        START_ID, tnode, DASH_ID, _node_or_failed(prev), END_ID, _node_or_failed(rec["r1"]),
-        START_ID, tnode, DASH_ID, fnode, END_ID, nnode,
-        START_ID, nnode, TILDE_ID, END_ID, g,
-        nnode, TILDE_ID, tnode,
-    ]  # fmt: skip
-    masks = [live] * 9 + [live & (prev != f)] + [live] * 2 + [skip] * 6
-    masks += [has_next] * 5 + [push] * 3
-    shape = (*top.shape, BLOCK)
-    tokens = np.empty(shape, dtype=np.int32)
-    written = np.empty(shape, dtype=bool)
-    for slot, (col, mask) in enumerate(zip(cols, masks, strict=True)):
-        tokens[:, :, slot] = col
-        written[:, :, slot] = mask
-    return tokens, written
+    r1 = np.where(skip, fnode, nnode)
+    g = np.where(push, FAILED_ID, _node_or_failed(rec["back"]))
+    with_prev = live & (prev != f)
+    groups: list[tuple[np.ndarray, list[np.ndarray | int]]] = [
+        (live, [tnode, START_ID, tnode, TILDE_ID, END_ID, fnode, START_ID, tnode, DASH_ID]),
+        (with_prev, [_node_or_failed(prev)]),
+        (live, [END_ID, r1]),
+        (skip, [START_ID, tnode, DASH_ID, fnode, END_ID, nnode]),
+        (found, [START_ID, nnode, TILDE_ID, END_ID, g]),
+        (push, [nnode, TILDE_ID, tnode]),
+    ]
+    slots = np.empty((BLOCK, batch, steps), dtype=dtype)
+    slot = 0
+    for mask, cols in groups:
+        hole = ~mask
+        for col in cols:
+            np.copyto(slots[slot], col, casting="unsafe")
+            np.copyto(slots[slot], -1, where=hole)
+            slot += 1
+    assert slot == BLOCK
+    return np.ascontiguousarray(slots.transpose(1, 2, 0)).reshape(batch, steps * BLOCK)
 
 
-def _compact(parts: list[tuple[np.ndarray, np.ndarray | None]], batch: int) -> np.ndarray:
-    """Concatenate ``[B, k]`` token pieces keeping the masked slots; right-pad with PAD."""
-    width = sum(tok.shape[1] for tok, _ in parts)
-    tokens = np.empty((batch, width), dtype=np.int32)
-    keep = np.ones((batch, width), dtype=bool)
-    at = 0
-    for tok, mask in parts:
-        tokens[:, at : at + tok.shape[1]] = tok
-        if mask is not None:
-            keep[:, at : at + tok.shape[1]] = mask
-        at += tok.shape[1]
-    lengths = keep.sum(axis=1)
+def _assemble(
+    prompt: np.ndarray, trace: np.ndarray, answers: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ``prompt + trace (its slots >= 0, in order) + [EOS] answer``, right-padded."""
+    batch, width = prompt.shape
+    keep = trace >= 0
+    lengths = width + keep.sum(axis=1) + 2
     out = np.full((batch, int(lengths.max())), PAD_ID, dtype=np.int64)
-    out[np.arange(out.shape[1])[None, :] < lengths[:, None]] = tokens[keep]
-    return out
+    out[:, :width] = prompt
+    body = out[:, width:]
+    body[np.arange(body.shape[1])[None, :] < (lengths - width - 2)[:, None]] = trace[keep]
+    rows = np.arange(batch)
+    out[rows, lengths - 2] = EOS_ID
+    out[rows, lengths - 1] = answers
+    return out, lengths
 
 
 class IsTree(Task):
@@ -611,22 +613,18 @@ class IsTree(Task):
         rec, count = _dfs(n, hi, lo, full=trace == "retrieval")
         if not np.array_equal(count == n, labels):
             raise AssertionError("is_tree: DFS visit count disagrees with the drawn label")
-        tail = np.stack([np.full(batch_size, EOS_ID), answers], axis=1)
         if trace == "cot":
             steps = rec["top"]
-            parts = [(prompt, None), (steps + NODE0, steps >= 0), (tail, None)]
+            body = np.where(steps >= 0, steps + NODE0, -1)
         else:
-            tokens, written = _retrieval_blocks(rec)
-            flat = (batch_size, tokens.shape[1] * BLOCK)
-            parts = [(prompt, None), (tokens.reshape(flat), written.reshape(flat)), (tail, None)]
-        inputs = _compact(parts, batch_size)
-        lengths = (inputs != PAD_ID).sum(axis=1)
-        width = inputs.shape[1]
-        pos = np.arange(width)[None, :]
-        targets = np.full((batch_size, width), IGNORE, dtype=np.int64)
-        supervised = (pos[:, :-1] >= 3 * n - 2) & (pos[:, :-1] < lengths[:, None] - 1)
-        targets[:, :-1] = np.where(supervised, inputs[:, 1:], IGNORE)
-        targets[inputs == END_ID] = IGNORE
+            small = NODE0 + self.params["max_length"] < 2**15
+            body = _retrieval_tokens(rec, np.int16 if small else np.int32)
+        inputs, lengths = _assemble(prompt, body, answers)
+        # the target of position t is token t + 1, from the first [EOS] on; not supervised:
+        # the answer's position and the padding (next token PAD), the retriever's results
+        targets = np.full_like(inputs, IGNORE)
+        targets[:, 3 * n - 2 : -1] = inputs[:, 3 * n - 1 :]
+        np.putmask(targets, (targets == PAD_ID) | (inputs == END_ID), IGNORE)
         prompts = np.full(batch_size, 3 * n - 1, dtype=np.int64)
         return Batch(inputs, targets, lengths, prompts)
 
