@@ -1,0 +1,177 @@
+"""Probes: the one function through which the sweep touches training.
+
+A probe is any picklable callable ``probe(trial: TrialSpec) -> ProbeOutcome``; it may also
+have ``validate(spec)``, called once before a study starts, to reject model families or
+options it cannot run (with a UserError). :class:`TrainingProbe` trains a real model with
+:func:`sepbench.training.fit`; :class:`FakeProbe` is a deterministic stand-in for tests and
+benchmarks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sepbench.errors import UserError
+from sepbench.sweep.spec import StudySpec
+from sepbench.sweep.trial import ProbeOutcome, TrialSpec, derive_seed
+
+
+@dataclass(frozen=True)
+class TrainingProbe:
+    """Build ``models.build(family, vocab, width, **options)`` and ``training.fit`` it.
+
+    The model's initial weights come from torch's generator seeded with
+    ``derive_seed(trial seed, "init")``; the trainer derives its own data streams from the
+    trial seed. ``device``: passed to fit (default: CPU). Inside a sweep worker, training uses
+    the worker's thread count.
+    """
+
+    device: str | None = None
+
+    def validate(self, spec: StudySpec) -> None:
+        try:
+            from sepbench import models, training
+        except ImportError as exc:  # pragma: no cover - during development only
+            raise UserError(f"training is not available in this installation: {exc}") from None
+        families = _families(models)
+        for i, (m, _) in enumerate(spec.model_labels()):
+            if families is not None and m.family not in families:
+                raise UserError(
+                    f"models[{i}].family: unknown model family '{m.family}'; "
+                    f"known: {', '.join(sorted(families))}"
+                )
+        reference = min(spec.lengths)
+        for n in spec.lengths:
+            try:
+                training.Budget.from_dict(_budget_fields(spec, n, reference))
+            except ValueError as exc:
+                raise UserError(f"budget: {exc}") from None
+
+    def __call__(self, trial: TrialSpec) -> ProbeOutcome:
+        import torch
+
+        from sepbench import models, tasks, training
+        from sepbench.sweep.executors import worker_threads
+
+        threads = worker_threads()
+        task = tasks.make(trial.task, **trial.task_params)
+        budget = training.Budget.from_dict(
+            {
+                "max_steps": trial.budget.steps,
+                "batch_size": trial.budget.batch_size,
+                "lr": trial.budget.lr,
+                **trial.budget.options,
+            }
+        )
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(derive_seed(trial.seed, "init"))
+            model = models.build(trial.family, len(task.vocab), trial.width, **trial.model_options)
+        result = training.fit(
+            model,
+            task,
+            trial.length,
+            budget,
+            trial.seed,
+            trial.threshold,
+            device=self.device,
+            threads=threads,
+        )
+        return ProbeOutcome(
+            reached=bool(result.reached),
+            accuracy=float(result.sequence_accuracy),
+            steps=int(result.steps),
+            wall_s=float(result.wall_time),
+            details=result.to_dict(),
+        )
+
+
+def _families(models: Any) -> set[str] | None:
+    for attr in ("families", "names"):
+        fn = getattr(models, attr, None)
+        if callable(fn):
+            return set(fn())
+    return None
+
+
+def _budget_fields(spec: StudySpec, length: int, reference: int) -> dict[str, Any]:
+    return {
+        "max_steps": spec.budget.steps_at(length, reference),
+        "batch_size": spec.budget.batch_size,
+        "lr": float(spec.budget.lr),
+        **spec.budget.options,
+    }
+
+
+# ---------------------------------------------------------------------- the fake
+LAWS = {
+    "constant": lambda n: 1.0,
+    "log": lambda n: math.log2(max(n, 2)),
+    "sqrt": math.sqrt,
+    "linear": float,
+}
+
+
+@dataclass(frozen=True)
+class FakeProbe:
+    """A deterministic, training-free probe: success iff ``width >= threshold(trial)``.
+
+    ``threshold = ceil(coef[family] * law(N))`` (``coef`` default 1 per family, ``law`` one of
+    constant, log, sqrt, linear). Non-monotonicity on demand:
+
+    * ``flips``: widths whose outcome is inverted on attempt 0 (a re-probe sees the truth);
+    * ``noise``: probability that an outcome is inverted, drawn from a hash of the trial key
+      (so the same trial always gives the same answer).
+
+    ``delay`` seconds of sleep per probe (to simulate work); ``log``: a file to which each
+    probe appends ``start <key>`` and ``end <key>`` lines (O_APPEND, safe across processes).
+    """
+
+    law: str = "linear"
+    coef: dict[str, float] = field(default_factory=dict)
+    flips: tuple[int, ...] = ()
+    noise: float = 0.0
+    delay: float = 0.0
+    log: str | None = None
+
+    def validate(self, spec: StudySpec) -> None:
+        if self.law not in LAWS:
+            raise UserError(f"FakeProbe: unknown law '{self.law}'; known: {', '.join(LAWS)}")
+
+    def threshold(self, family: str, length: int) -> int:
+        return max(1, math.ceil(self.coef.get(family, 1.0) * LAWS[self.law](length) - 1e-9))
+
+    def truth(self, trial: TrialSpec) -> bool:
+        return trial.width >= self.threshold(trial.family, trial.length)
+
+    def __call__(self, trial: TrialSpec) -> ProbeOutcome:
+        self._log("start", trial.key)
+        if self.delay:
+            time.sleep(self.delay)
+        reached = self.truth(trial)
+        if trial.attempt == 0 and trial.width in self.flips:
+            reached = not reached
+        if self.noise:
+            u = int(hashlib.sha256(trial.key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+            if u < self.noise:
+                reached = not reached
+        accuracy = (
+            1.0 if reached else min(0.9, trial.width / self.threshold(trial.family, trial.length))
+        )
+        self._log("end", trial.key)
+        return ProbeOutcome(
+            reached=reached, accuracy=accuracy, steps=trial.budget.steps, wall_s=self.delay
+        )
+
+    def _log(self, event: str, key: str) -> None:
+        if self.log is None:
+            return
+        fd = os.open(self.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, f"{event} {key}\n".encode())
+        finally:
+            os.close(fd)

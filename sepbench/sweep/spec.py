@@ -1,0 +1,432 @@
+"""Study specs: what a width-scaling study measures, as TOML or as a Python object.
+
+A study crosses tasks × models × lengths × seeds; for every cell it searches the smallest
+hidden width at which training reaches the accuracy threshold (see :mod:`sepbench.sweep.search`).
+
+.. code-block:: toml
+
+    name = "lookup-vs-lstm"          # letters, digits, '.', '_' and '-' (it names the store file)
+    seed = 0                         # study seed: every trial seed derives from it
+    lengths = [8, 16, 32, 64]
+    seeds = 3                        # independent searches per cell: 3 = replicates 0, 1, 2
+    threshold = 0.95                 # accuracy the confirmation evaluation must reach
+
+    [[tasks]]
+    name = "index_lookup"
+    params = { alphabet = 4 }
+
+    [[models]]
+    family = "lstm"
+    options = { layers = 1 }
+    width = { max = 256 }            # optional per-model override of [width]
+
+    [budget]
+    steps = 2000                     # training steps at the reference length
+    batch_size = 64
+    lr = 3e-3
+    scale = "linear"                 # constant | linear | sqrt | log (see Budget)
+    options = { warmup = 100 }       # any other field of sepbench.training.Budget
+
+    [width]
+    min = 1
+    max = 512
+    resolution = 1                   # search the multiples of this step
+    reprobes = 1                     # extra attempts at a width caught breaking monotonicity
+
+    [executor]                       # how to run; not part of the study's identity
+    kind = "local"                   # local | ray | inline
+    workers = 0                      # 0 = one per core
+
+Every table is validated strictly: an unknown key or a value of the wrong type is a
+:class:`~sepbench.errors.UserError` whose one line names the key by its path, e.g.
+``models[1].family``. Task names, task parameters and every (task, length) pair are checked
+against :mod:`sepbench.tasks` when the spec is built.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tomllib
+import types
+import typing
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from sepbench.errors import UserError
+
+Scalar = Annotated[int | float | bool | str, PlainValidator(lambda v: _scalar(v))]
+"""A task parameter / model option / budget option: a number, a string or a boolean."""
+
+NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+
+
+def _scalar(value: Any) -> int | float | bool | str:
+    if isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"must be a finite number, got {value!r}")
+        return value
+    raise ValueError(f"must be a number, a string or a boolean, got {value!r}")
+
+
+class _Strict(BaseModel):
+    """Strict, frozen, no unknown keys; constructing one with bad data raises UserError."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    def __init__(self, /, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise UserError(format_validation_error(exc, type(self))) from None
+
+
+class TaskSpec(_Strict):
+    """One task of the study: a registered name and its parameters (validated by tasks.make)."""
+
+    name: str
+    params: dict[str, Scalar] = Field(default_factory=dict)
+    label: str | None = None
+    """Display name in tables; default: the name, plus the parameters when a study lists the
+    same task twice."""
+
+    @model_validator(mode="after")
+    def _known_task(self) -> TaskSpec:
+        from sepbench import tasks
+
+        tasks.make(self.name, **self.params)  # UserError (a ValueError) names the problem
+        return self
+
+
+class WidthSearch(_Strict):
+    """The width range searched: the multiples of ``resolution`` in ``[min, max]``."""
+
+    min: int = Field(default=1, ge=1)
+    max: int = Field(ge=1)
+    resolution: int = Field(default=1, ge=1)
+    reprobes: int = Field(default=1, ge=0)
+    """Extra attempts (fresh derived seeds) at a width whose outcome contradicts monotonicity."""
+
+    @model_validator(mode="after")
+    def _non_empty(self) -> WidthSearch:
+        if self.max < self.min:
+            raise ValueError(f"max ({self.max}) must be >= min ({self.min})")
+        if -(-self.min // self.resolution) * self.resolution > self.max:
+            raise ValueError(
+                f"no multiple of resolution {self.resolution} lies in [{self.min}, {self.max}]"
+            )
+        return self
+
+
+class ModelSpec(_Strict):
+    """One model family with fixed options; its width is what the search varies."""
+
+    family: str
+    options: dict[str, Scalar] = Field(default_factory=dict)
+    width: WidthSearch | None = None
+    """Overrides the study's ``[width]`` for this model (e.g. a multiple of the head count)."""
+    label: str | None = None
+
+    @field_validator("options")
+    @classmethod
+    def _no_width_option(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if "width" in value:
+            raise ValueError("'width' is what the search varies; set [width] instead")
+        return value
+
+
+class Budget(_Strict):
+    """The training budget of one trial, and the rule by which it grows with the length N.
+
+    Steps at length N: ``ceil(steps * f(N) / f(N_ref))``, capped at ``steps_cap``, with
+    ``f = 1`` (constant), ``N`` (linear), ``sqrt(N)`` (sqrt) or ``log2(max(N, 2))`` (log) and
+    ``N_ref = reference_length`` (default: the study's smallest length). Batch size and learning
+    rate do not scale. ``options`` are passed to :class:`sepbench.training.Budget` unchanged.
+    """
+
+    steps: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    lr: float = Field(gt=0)
+    scale: Literal["constant", "linear", "sqrt", "log"] = "constant"
+    reference_length: int | None = Field(default=None, ge=1)
+    steps_cap: int | None = Field(default=None, ge=1)
+    options: dict[str, Scalar] = Field(default_factory=dict)
+
+    @field_validator("options")
+    @classmethod
+    def _not_duplicated(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for key in ("max_steps", "batch_size", "lr"):
+            if key in value:
+                raise ValueError(f"'{key}' is set by the budget itself, not by budget.options")
+        return value
+
+    def steps_at(self, length: int, reference: int) -> int:
+        """The training steps of one trial at length ``length`` (see the class docstring)."""
+        ref = self.reference_length or reference
+        f = {
+            "constant": lambda n: 1.0,
+            "linear": float,
+            "sqrt": math.sqrt,
+            "log": lambda n: math.log2(max(n, 2)),
+        }[self.scale]
+        steps = math.ceil(self.steps * f(length) / f(ref) - 1e-9)
+        steps = max(1, steps)
+        return min(steps, self.steps_cap) if self.steps_cap else steps
+
+
+class ExecutorSpec(_Strict):
+    """Where trials run. Not part of a study's identity: a study may resume on another."""
+
+    kind: Literal["local", "ray", "inline"] = "local"
+    workers: int = Field(default=0, ge=0)
+    """Concurrent trials; 0 = one per core (local) or the cluster's CPUs (ray)."""
+    threads_per_worker: int = Field(default=1, ge=1)
+    address: str | None = None
+    """Ray cluster address (``ray://host:10001`` or ``auto``); none = a local Ray instance."""
+
+
+class StudySpec(_Strict):
+    """A whole study. Build it from TOML with :func:`load_spec` or directly in Python."""
+
+    name: str
+    description: str = ""
+    seed: int = Field(default=0, ge=0)
+    tasks: list[TaskSpec] = Field(min_length=1)
+    models: list[ModelSpec] = Field(min_length=1)
+    lengths: list[Annotated[int, Field(ge=1)]] = Field(min_length=1)
+    seeds: list[Annotated[int, Field(ge=0)]] = Field(min_length=1)
+    """Replicate ids; an integer n in the input means ``[0, 1, ..., n-1]``."""
+    threshold: float = Field(gt=0, le=1)
+    budget: Budget
+    width: WidthSearch
+    executor: ExecutorSpec = Field(default_factory=ExecutorSpec)
+
+    @field_validator("name")
+    @classmethod
+    def _file_name(cls, value: str) -> str:
+        if not value or not set(value) <= NAME_CHARS or value.startswith("."):
+            raise ValueError(
+                f"must be letters, digits, '.', '_' or '-' (it names the store file), got {value!r}"
+            )
+        return value
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _count(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            if value < 1:
+                raise ValueError(f"a count of seeds must be >= 1, got {value}")
+            return list(range(value))
+        return value
+
+    @field_validator("lengths", "seeds")
+    @classmethod
+    def _distinct(cls, value: list[int]) -> list[int]:
+        if len(set(value)) != len(value):
+            dup = next(v for v in value if value.count(v) > 1)
+            raise ValueError(f"{dup} appears twice")
+        return value
+
+    @model_validator(mode="after")
+    def _cells(self) -> StudySpec:
+        from sepbench import tasks
+
+        for i, t in enumerate(self.tasks):
+            task = tasks.make(t.name, **t.params)
+            for j, n in enumerate(self.lengths):
+                try:
+                    task.check_length(n)
+                except ValueError as exc:
+                    raise ValueError(
+                        f"lengths[{j}] = {n} does not suit tasks[{i}]: {exc}"
+                    ) from None
+        for what, labels in (
+            ("tasks", [lbl for _, lbl in self.task_labels()]),
+            ("models", [lbl for _, lbl in self.model_labels()]),
+        ):
+            if len(set(labels)) != len(labels):
+                dup = next(v for v in labels if labels.count(v) > 1)
+                raise ValueError(f"{what}: two entries are both labelled {dup!r}; set label")
+        return self
+
+    # ------------------------------------------------------------------ derived views
+    def task_labels(self) -> list[tuple[TaskSpec, str]]:
+        names = [t.name for t in self.tasks]
+        return [(t, t.label or _auto_label(t.name, t.params, names)) for t in self.tasks]
+
+    def model_labels(self) -> list[tuple[ModelSpec, str]]:
+        names = [m.family for m in self.models]
+        return [(m, m.label or _auto_label(m.family, m.options, names)) for m in self.models]
+
+    def width_for(self, model: ModelSpec) -> WidthSearch:
+        return model.width or self.width
+
+    def identity(self) -> dict[str, Any]:
+        """Everything that determines the results (not the executor, not the description)."""
+        return self.model_dump(mode="json", exclude={"executor", "description"})
+
+    def spec_hash(self) -> str:
+        from sepbench.sweep.trial import digest
+
+        return digest(self.identity())
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "study spec") -> StudySpec:
+        """Validate plain data (parsed TOML or JSON); errors are one-line UserErrors."""
+        if not isinstance(data, dict):
+            raise UserError(f"{source}: expected a table of keys, got {type(data).__name__}")
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise UserError(f"{source}: {format_validation_error(exc, cls)}") from None
+
+    def to_toml(self) -> str:
+        """The spec as TOML that :func:`load_spec` reads back to an equal spec."""
+        return _to_toml(self.model_dump(mode="json", exclude_none=True))
+
+
+def _auto_label(name: str, params: dict[str, Any], all_names: list[str]) -> str:
+    if all_names.count(name) <= 1 or not params:
+        return name
+    return name + "(" + ",".join(f"{k}={params[k]}" for k in sorted(params)) + ")"
+
+
+def load_spec(path: str | os.PathLike[str]) -> StudySpec:
+    """Read and validate a study spec from a TOML file."""
+    p = Path(path)
+    try:
+        text = p.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise UserError(f"study spec {str(p)!r} does not exist") from None
+    except IsADirectoryError:
+        raise UserError(f"study spec {str(p)!r} is a directory") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{p}: not a UTF-8 text file") from None
+    except OSError as exc:
+        raise UserError(f"cannot read study spec {str(p)!r}: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{p}: invalid TOML: {exc}") from None
+    return StudySpec.from_dict(data, source=str(p))
+
+
+# ---------------------------------------------------------------------- error messages
+def format_loc(loc: tuple[int | str, ...]) -> str:
+    """``('models', 1, 'family')`` -> ``models[1].family``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _model_at(root: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The pydantic model class found by following ``loc`` (field names, list indices)."""
+    current: Any = root
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return None
+        field = current.model_fields.get(str(part))
+        if field is None:
+            return None
+        current = _inner_model(field.annotation)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _inner_model(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    origin = typing.get_origin(annotation)
+    if origin in (list, typing.Union, types.UnionType, Annotated):
+        for arg in typing.get_args(annotation):
+            found = _inner_model(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def format_validation_error(exc: ValidationError, root: type[BaseModel]) -> str:
+    """One line for the first problem pydantic found (and how many more there are)."""
+    errors = exc.errors()
+    err = errors[0]
+    loc = tuple(err["loc"])
+    where = format_loc(loc)
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        owner = _model_at(root, loc[:-1])
+        allowed = ", ".join(owner.model_fields) if owner else ""
+        msg = f"unknown key '{loc[-1]}'" + (f" (allowed: {allowed})" if allowed else "")
+        where = format_loc(loc[:-1])
+    elif kind == "missing":
+        msg = f"required key '{loc[-1]}' is missing"
+        where = format_loc(loc[:-1])
+    else:
+        msg = err["msg"]
+        for prefix in ("Value error, ", "Assertion failed, "):
+            if msg.startswith(prefix):
+                msg = msg[len(prefix) :]
+        if kind != "value_error" and "input" in err:
+            msg += f", got {_short(err['input'])}"
+    more = len(errors) - 1
+    tail = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    return (f"{where}: {msg}" if where else msg) + tail
+
+
+# ---------------------------------------------------------------------- TOML writer
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, str):
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+        return f'"{escaped}"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{_key(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    raise TypeError(f"cannot write {value!r} as TOML")
+
+
+def _key(key: str) -> str:
+    return key if key and set(key) <= NAME_CHARS - {"."} else _toml_value(key)
+
+
+def _to_toml(data: dict[str, Any]) -> str:
+    lines: list[str] = []
+    tables: list[str] = []
+    for key, value in data.items():
+        if isinstance(value, dict):
+            tables.append(f"\n[{key}]")
+            tables += [f"{_key(k)} = {_toml_value(v)}" for k, v in value.items()]
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            for item in value:
+                tables.append(f"\n[[{key}]]")
+                tables += [f"{_key(k)} = {_toml_value(v)}" for k, v in item.items()]
+        else:
+            lines.append(f"{_key(key)} = {_toml_value(value)}")
+    return "\n".join(lines + tables) + "\n"

@@ -1,0 +1,136 @@
+"""Trials: one training run at one width, its canonical configuration, key and seed.
+
+A trial is identified by the sha256 of its canonical configuration (sorted-key JSON of every
+field that can change its outcome), so the store can tell a finished trial from a new one
+without trusting names or order.
+
+Seed rule. The seed a trial trains with is derived, never chosen:
+``derive_seed(study seed, search key, attempt)`` — the first 63 bits of a sha256. The *search
+key* is the trial configuration without width, attempt and seed, so all widths of one search
+share a seed (common random numbers: the width comparison is not blurred by data noise), and a
+re-probe (attempt 1, 2, …) gets a fresh, equally reproducible one. The trainer splits that seed
+into independent training / evaluation streams itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+SEED_BITS = 63
+
+
+def canonical_json(obj: Any) -> str:
+    """Deterministic JSON: sorted keys, no spaces, no NaN."""
+    return json.dumps(
+        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+    )
+
+
+def digest(obj: Any) -> str:
+    """sha256 (hex) of the canonical JSON of ``obj``."""
+    return hashlib.sha256(canonical_json(obj).encode("ascii")).hexdigest()
+
+
+def derive_seed(*parts: Any) -> int:
+    """A non-negative 63-bit seed from any JSON-able parts (same parts, same seed)."""
+    raw = hashlib.sha256(canonical_json(["sepbench.sweep.seed", *parts]).encode()).digest()
+    return int.from_bytes(raw[:8], "big") >> (64 - SEED_BITS)
+
+
+@dataclass(frozen=True)
+class TrialBudget:
+    """The budget resolved for one length: training steps, batch size, lr, other options."""
+
+    steps: int
+    batch_size: int
+    lr: float
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """Everything a probe needs to run one trial (plain data: picklable and JSON-able)."""
+
+    task: str
+    task_params: dict[str, Any]
+    family: str
+    model_options: dict[str, Any]
+    length: int
+    width: int
+    replicate: int
+    attempt: int
+    seed: int
+    threshold: float
+    budget: TrialBudget
+    study_seed: int
+    task_label: str = ""
+    model_label: str = ""
+
+    def search_config(self) -> dict[str, Any]:
+        """The configuration shared by every trial of one search (no width, attempt, seed)."""
+        return {
+            "task": {"name": self.task, "params": self.task_params},
+            "model": {"family": self.family, "options": self.model_options},
+            "length": self.length,
+            "replicate": self.replicate,
+            "threshold": self.threshold,
+            "budget": asdict(self.budget),
+            "study_seed": self.study_seed,
+        }
+
+    def config(self) -> dict[str, Any]:
+        """The full canonical configuration (what the key hashes)."""
+        return {
+            **self.search_config(),
+            "width": self.width,
+            "attempt": self.attempt,
+            "seed": self.seed,
+        }
+
+    @property
+    def key(self) -> str:
+        return digest(self.config())
+
+    @property
+    def search_key(self) -> str:
+        return digest(self.search_config())
+
+    def describe(self) -> str:
+        return (
+            f"{self.task_label or self.task} / {self.model_label or self.family} "
+            f"N={self.length} seed#{self.replicate} width={self.width}"
+            + (f" attempt {self.attempt}" if self.attempt else "")
+        )
+
+
+@dataclass(frozen=True)
+class ProbeOutcome:
+    """What the search needs from one trial, plus the trainer's full record.
+
+    ``reached``: the accuracy threshold was reached (the only field the search reads).
+    ``accuracy``: the accuracy the threshold was compared with (None if not measured).
+    ``details``: JSON-able extra data (e.g. ``TrialResult.to_dict()``), stored verbatim.
+    """
+
+    reached: bool
+    accuracy: float | None = None
+    steps: int | None = None
+    wall_s: float = 0.0
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.reached, bool):
+            raise TypeError(f"ProbeOutcome.reached must be a bool, got {self.reached!r}")
+        if self.accuracy is not None and not math.isfinite(self.accuracy):
+            object.__setattr__(self, "accuracy", None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ProbeOutcome:
+        return cls(**data)
