@@ -62,6 +62,11 @@ def uses_retrieval(model: nn.Module) -> bool:
     return bool(getattr(model, "uses_retrieval", False))
 
 
+def has_step(model: nn.Module) -> bool:
+    """Whether ``model`` offers incremental decoding (``init_state`` and ``step``)."""
+    return callable(getattr(model, "init_state", None)) and callable(getattr(model, "step", None))
+
+
 def is_trace_batch(batch: Batch) -> bool:
     """A batch has something to generate when some prompt is shorter than its row."""
     return bool(np.any(batch.prompt_lengths < batch.lengths))
@@ -86,11 +91,15 @@ def greedy_generate(
     max_tokens: int,
     stops: Iterable[int],
     retrieval: bool | None = None,
+    incremental: bool | None = None,
 ) -> Generated:
     """Greedy decoding of every row of ``prompts`` from its first ``prompt_lengths[b]`` tokens.
 
     ``retrieval`` (default: ``model.uses_retrieval``) lets the task's retriever write the token
     after each ``retrieval_trigger``. At most ``max_tokens`` tokens per row, prompt included.
+    ``incremental`` (default: when the model has ``init_state``/``step``) decodes with the
+    model's one-token ``step`` and its carried state — O(T) work per row for an RNN instead of
+    re-reading the prefix at every step (which is what ``incremental=False`` does).
     """
     if retrieval is None:
         retrieval = uses_retrieval(model)
@@ -113,8 +122,16 @@ def greedy_generate(
     ends = np.full(rows, max_tokens, dtype=np.int64)
     calls = 0
     device = model_device(model)
+    if incremental is None:
+        incremental = has_step(model)
     with eval_mode(model):
-        for t in range(int(plen.min()), max_tokens):
+        stepper: Any = model  # init_state / step: the models' incremental-decoding contract
+        state = stepper.init_state(rows) if incremental else None
+        for t in range(1 if incremental else int(plen.min()), max_tokens):
+            if incremental:
+                # feed position t - 1 to every row: the state then holds inputs[:, :t]
+                x_t = torch.from_numpy(np.ascontiguousarray(buf[:, t - 1])).to(device)
+                step_logits, state = stepper.step(x_t, state)
             active = np.flatnonzero((plen <= t) & ~finished & ~halted)
             if active.size == 0:
                 if not np.any(plen > t):
@@ -136,8 +153,11 @@ def greedy_generate(
                 need_model = ~fetch
             if need_model.any():
                 idx = active[need_model]
-                x = torch.from_numpy(np.ascontiguousarray(buf[idx, :t])).to(device)
-                logits = model(x)[:, -1]
+                if incremental:
+                    logits = step_logits[torch.from_numpy(idx).to(device)]
+                else:
+                    x = torch.from_numpy(np.ascontiguousarray(buf[idx, :t])).to(device)
+                    logits = model(x)[:, -1]
                 nxt[need_model] = logits.argmax(-1).cpu().numpy()
             buf[active, t] = nxt
             done = np.isin(nxt, stop_set) & ~halted[active]
