@@ -1,0 +1,68 @@
+"""The catalogue of separation results, their bounds, growth-law fits and verdicts.
+
+>>> from sepbench import theory
+>>> [r.id for r in theory.for_task("index_lookup", "rnn")]
+['B24-T3', 'W24-R']
+>>> theory.min_width("B24-T1", 256)   # log2 4 + 2·ceil(128·ln 512)
+1600.0
+
+* :mod:`~sepbench.theory.results` — :class:`Result` records, :func:`results`, :func:`get`,
+  :func:`for_task` (sources: B24, W24, H20, Y21; see docs/theory.md).
+* :mod:`~sepbench.theory.formulas` — every bound as a formula, with its derivation.
+* :mod:`~sepbench.theory.bounds` — :func:`min_width`, :func:`min_state_bits`, :func:`lower_bound`.
+* :mod:`~sepbench.theory.fits` — :func:`fit_growth` (constant / log / linear / power, AICc,
+  bootstrap CI for the exponent).
+* :mod:`~sepbench.theory.verdicts` — :func:`verdict`: consistent / inconsistent / undecided.
+* :mod:`~sepbench.theory.docs` — renders docs/theory.md from this catalogue.
+
+numpy only: nothing here imports torch.
+"""
+
+from sepbench.theory.bounds import lower_bound, min_state_bits, min_width
+from sepbench.theory.fits import LAWS, GrowthFit, LawFit, fit_growth
+from sepbench.theory.formulas import address_dim, default_precision
+from sepbench.theory.results import (
+    MODEL_CLASSES,
+    PAPERS,
+    BoundParam,
+    Result,
+    for_task,
+    get,
+    ids,
+    results,
+    tasks_covered,
+)
+from sepbench.theory.verdicts import Verdict, verdict
+
+
+def render_markdown() -> str:
+    """docs/theory.md as text (see :mod:`sepbench.theory.docs`)."""
+    # imported here so that `python -m sepbench.theory.docs` runs the module only once
+    from sepbench.theory.docs import render_markdown as render
+
+    return render()
+
+
+__all__ = [
+    "LAWS",
+    "MODEL_CLASSES",
+    "PAPERS",
+    "BoundParam",
+    "GrowthFit",
+    "LawFit",
+    "Result",
+    "Verdict",
+    "address_dim",
+    "default_precision",
+    "fit_growth",
+    "for_task",
+    "get",
+    "ids",
+    "lower_bound",
+    "min_state_bits",
+    "min_width",
+    "render_markdown",
+    "results",
+    "tasks_covered",
+    "verdict",
+]
