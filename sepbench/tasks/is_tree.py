@@ -17,7 +17,8 @@ non-trees): given the label, every graph has its conditional probability under W
 ``random``: a uniform random recursive tree (node π_k joins π_j, j uniform in 0..k−1). For a
 non-tree, one uniformly chosen edge is removed (two components) and one edge is added between
 two non-adjacent nodes of the same component, uniform over all such pairs — it closes a cycle.
-The removed edge is redrawn when no such pair exists (only n = 4 split 2 + 2).
+The removed edge is redrawn when no such pair exists (only n = 4 split 2 + 2). (W24's released
+code draws its random non-trees differently; this is the rule of the project's tasks spec.)
 
 Input: ``[BOS] u - v u - v … [EOS]``, each edge written larger node first, edges in uniformly
 random order. ``adj(v)``, the adjacency list of v, lists v's neighbours *in input-edge order*.
@@ -67,19 +68,62 @@ Start with top = 0, prev = ``[FAILED]``. Each *step* writes, in this order:
 
 Then ``[EOS]`` and the answer: ``[TRUE]`` iff the DFS ended by finishing the root (no cycle)
 and visited all n nodes (1 + the number of facts; n is the number of input edges + 1) — which
-is how a non-tree whose detached part lies away from 0 is detected. Example (n = 4, the tree
-``3 - 0 2 - 0 1 - 2``):
+is how a non-tree whose detached part lies away from 0 is detected. Two examples (n = 4),
+printed by :func:`format_trace` (each step head on its own line, then one line per lookup or
+fact); the tree ``[BOS] 3 - 0 2 - 0 1 - 2 [EOS]`` (CoT: ``0 3 0 2 1 2 0``)::
 
-    0 [STARTSEARCH] 0 ~ [ENDSEARCH] [FAILED] [STARTSEARCH] 0 - [ENDSEARCH] 3
-      [STARTSEARCH] 3 ~ [ENDSEARCH] [FAILED] 3 ~ 0
-    3 [STARTSEARCH] 3 ~ [ENDSEARCH] 0 [STARTSEARCH] 3 - [ENDSEARCH] 0
+    0
+      [STARTSEARCH] 0 ~ [ENDSEARCH] [FAILED]
+      [STARTSEARCH] 0 - [ENDSEARCH] 3
+      [STARTSEARCH] 3 ~ [ENDSEARCH] [FAILED]
+      3 ~ 0
+    3
+      [STARTSEARCH] 3 ~ [ENDSEARCH] 0
+      [STARTSEARCH] 3 - [ENDSEARCH] 0
       [STARTSEARCH] 3 - 0 [ENDSEARCH] [FAILED]
-    0 [STARTSEARCH] 0 ~ [ENDSEARCH] [FAILED] [STARTSEARCH] 0 - 3 [ENDSEARCH] 2
-      [STARTSEARCH] 2 ~ [ENDSEARCH] [FAILED] 2 ~ 0
-    2 … 1 … 2 … 0 [STARTSEARCH] 0 ~ [ENDSEARCH] [FAILED] [STARTSEARCH] 0 - 2 [ENDSEARCH] [FAILED]
+    0
+      [STARTSEARCH] 0 ~ [ENDSEARCH] [FAILED]
+      [STARTSEARCH] 0 - 3 [ENDSEARCH] 2
+      [STARTSEARCH] 2 ~ [ENDSEARCH] [FAILED]
+      2 ~ 0
+    2
+      [STARTSEARCH] 2 ~ [ENDSEARCH] 0
+      [STARTSEARCH] 2 - [ENDSEARCH] 0
+      [STARTSEARCH] 2 - 0 [ENDSEARCH] 1
+      [STARTSEARCH] 1 ~ [ENDSEARCH] [FAILED]
+      1 ~ 2
+    1
+      [STARTSEARCH] 1 ~ [ENDSEARCH] 2
+      [STARTSEARCH] 1 - [ENDSEARCH] 2
+      [STARTSEARCH] 1 - 2 [ENDSEARCH] [FAILED]
+    2
+      [STARTSEARCH] 2 ~ [ENDSEARCH] 0
+      [STARTSEARCH] 2 - 1 [ENDSEARCH] [FAILED]
+    0
+      [STARTSEARCH] 0 ~ [ENDSEARCH] [FAILED]
+      [STARTSEARCH] 0 - 2 [ENDSEARCH] [FAILED]
     [EOS] [TRUE]
 
-:func:`format_trace` prints any row this way (one search per line).
+and the triangle-plus-isolated-node ``[BOS] 2 - 0 1 - 0 2 - 1 [EOS]`` (CoT: ``0 2 1``), where
+node 1 finds its neighbour 0 already visited (0 has no fact: ``[FAILED]``, but 0 is the root)::
+
+    0
+      [STARTSEARCH] 0 ~ [ENDSEARCH] [FAILED]
+      [STARTSEARCH] 0 - [ENDSEARCH] 2
+      [STARTSEARCH] 2 ~ [ENDSEARCH] [FAILED]
+      2 ~ 0
+    2
+      [STARTSEARCH] 2 ~ [ENDSEARCH] 0
+      [STARTSEARCH] 2 - [ENDSEARCH] 0
+      [STARTSEARCH] 2 - 0 [ENDSEARCH] 1
+      [STARTSEARCH] 1 ~ [ENDSEARCH] [FAILED]
+      1 ~ 2
+    1
+      [STARTSEARCH] 1 ~ [ENDSEARCH] 2
+      [STARTSEARCH] 1 - [ENDSEARCH] 0
+      [STARTSEARCH] 0 ~ [ENDSEARCH] [FAILED]
+    [EOS] [FALSE]
+
 
 Targets (``cot``, ``retrieval``): every token after the first ``[EOS]`` is the target of the
 position before it, except that the token after each ``[ENDSEARCH]`` is unsupervised.
@@ -127,7 +171,7 @@ NODE0 = len(SPECIALS)
 
 MIN_NODES = 4
 BLOCK = 26
-"""Token slots of one retrieval step (see ``_retrieval_blocks``)."""
+"""Token slots of one retrieval step (see ``_retrieval_tokens``)."""
 
 
 # --------------------------------------------------------------------------- the retriever
@@ -187,7 +231,9 @@ def retrieve(context_tokens: Sequence[str], query_tokens: Sequence[str]) -> str:
     return FAILED
 
 
-def retrieve_ids(context_ids: Sequence[int] | np.ndarray, query_ids: Sequence[int]) -> int:
+def retrieve_ids(
+    context_ids: Sequence[int] | np.ndarray, query_ids: Sequence[int] | np.ndarray
+) -> int:
     """:func:`retrieve` on token ids of this task's vocabulary (node v = ``NODE0 + v``).
 
     Same rules, numpy search: for models that generate ids. The context must start with
@@ -557,6 +603,7 @@ class IsTree(Task):
             "binary",
             "graph family: W24's two-hub graphs or random recursive trees",
             choices=("binary", "random"),
+            examples=("binary", "random"),
         ),
         Param(
             "trace",
@@ -564,6 +611,7 @@ class IsTree(Task):
             "cot",
             "none (answer at [EOS]), cot (DFS tour), retrieval (DFS with lookups)",
             choices=("none", "cot", "retrieval"),
+            examples=("none", "cot", "retrieval"),
         ),
         int_param("max_length", 128, "largest n: node names 0 … max_length-1", MIN_NODES, (12, 40)),
     )
