@@ -121,9 +121,10 @@ class Batch:
     ``inputs[b, t]`` is the t-th token of row b, right-padded with the task's PAD id;
     ``targets[b, t]`` is the token the model must output after reading ``inputs[b, :t+1]``
     (``IGNORE`` where nothing is supervised); ``lengths[b]`` is the true token length of row b;
-    ``prompt_lengths[b]`` is how many tokens form the prompt a model is given before it must
-    generate (= ``lengths`` for single-answer and teacher-forced tasks; up to and including the
-    first ``[EOS]`` for trace tasks).
+    ``prompt_lengths[b]`` is the prefix a model reads before its first output: the first
+    supervised position + 1 (= ``lengths`` for single-answer tasks; up to and including the
+    first ``[EOS]`` for trace tasks; 1 for tasks supervised at every position). Greedy
+    generation starts from ``inputs[b, :prompt_lengths[b]]``.
     """
 
     inputs: np.ndarray
@@ -337,15 +338,19 @@ def distinct_rows(
 ) -> np.ndarray:
     """``batch_size`` rows of ``count`` distinct integers from ``[0, universe)``, uniformly.
 
-    Vectorised: argpartition of uniform keys when ``count`` is a sizeable fraction of the
-    universe, otherwise draw-with-replacement and redraw only the rows that collided.
-    Memory O(batch_size x max(count, universe)) in the first regime, O(batch x count) else.
+    Vectorised: argpartition of uniform keys when collisions would be common (``count`` is a
+    sizeable fraction of the universe, or ``count**2`` exceeds it — the birthday bound, past
+    which almost every row of a draw-with-replacement collides and redrawing never ends);
+    otherwise draw with replacement and redraw only the rows that collided (each row then
+    collides with probability below 1/2). Memory O(batch x universe) in the first regime —
+    which only happens when ``universe < max(4 * count, count**2, 64)`` — and O(batch x count)
+    in the second.
     """
     if count > universe:
         raise ValueError(f"cannot draw {count} distinct values from {universe}")
     if count == 0:
         return np.zeros((batch_size, 0), dtype=np.int64)
-    if universe <= 4 * count or universe <= 64:
+    if universe <= max(4 * count, count * count, 64):
         keys = rng.random((batch_size, universe))
         idx = np.argpartition(keys, count - 1, axis=1)[:, :count]
         # argpartition leaves an arbitrary order inside the first block: shuffle by key order

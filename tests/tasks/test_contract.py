@@ -54,9 +54,9 @@ def test_batch_layout(name: str) -> None:
         sup = b.targets != IGNORE
         assert sup.any(axis=1).all(), "every row supervises something"
         assert ((b.targets[sup] >= 0) & (b.targets[sup] < len(task.vocab))).all()
-        # nothing before the last prompt token is supervised for trace tasks
+        # the prompt is exactly the prefix read before the first supervised output
         first_sup = np.argmax(sup, axis=1)
-        assert (first_sup >= b.prompt_lengths - 1).all()
+        assert (first_sup == b.prompt_lengths - 1).all()
 
     check()
 
@@ -156,6 +156,19 @@ def test_encode_decode_round_trip(name: str) -> None:
         assert (ids == case.batch.inputs[row, : len(tokens)]).all()
 
     check()
+
+
+@pytest.mark.parametrize(("count", "universe"), [(204, 2048), (5, 5), (3, 10**6), (60, 64)])
+def test_distinct_rows_is_uniform_and_fast_in_every_regime(count: int, universe: int) -> None:
+    from sepbench.tasks.base import distinct_rows
+
+    rows = distinct_rows(np.random.default_rng(0), 256, count, universe)
+    assert rows.shape == (256, count)
+    assert ((rows >= 0) & (rows < universe)).all()
+    assert all(len(set(r)) == count for r in rows.tolist())
+    if count < universe:
+        # the first column is uniform: not stuck on the smallest values (argpartition order)
+        assert rows[:, 0].mean() > 0.3 * universe
 
 
 def test_unknown_task_names_the_known_ones() -> None:
