@@ -6,7 +6,7 @@
 >>> theory.min_width("B24-T1", 256)   # log2 4 + 2·ceil(128·ln 512)
 1600.0
 
-* :mod:`~sepbench.theory.results` — :class:`Result` records, :func:`results`, :func:`get`,
+* :mod:`~sepbench.theory.catalogue` — :class:`Result` records, :func:`results`, :func:`get`,
   :func:`for_task` (sources: B24, W24, H20, Y21; see docs/theory.md).
 * :mod:`~sepbench.theory.formulas` — every bound as a formula, with its derivation.
 * :mod:`~sepbench.theory.bounds` — :func:`min_width`, :func:`min_state_bits`, :func:`lower_bound`.
@@ -19,9 +19,7 @@ numpy only: nothing here imports torch.
 """
 
 from sepbench.theory.bounds import lower_bound, min_state_bits, min_width
-from sepbench.theory.fits import LAWS, GrowthFit, LawFit, fit_growth
-from sepbench.theory.formulas import address_dim, default_precision
-from sepbench.theory.results import (
+from sepbench.theory.catalogue import (
     MODEL_CLASSES,
     PAPERS,
     BoundParam,
@@ -32,6 +30,8 @@ from sepbench.theory.results import (
     results,
     tasks_covered,
 )
+from sepbench.theory.fits import LAWS, GrowthFit, LawFit, fit_growth
+from sepbench.theory.formulas import address_dim, default_precision
 from sepbench.theory.verdicts import Verdict, verdict
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sepbench.theory.results import get
+from sepbench.theory.catalogue import get
 
 
 def min_width(

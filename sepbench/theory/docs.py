@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sepbench.theory import fits, verdicts
+from sepbench.theory.catalogue import MODEL_CLASSES, PAPERS, Result, results
 from sepbench.theory.formulas import PRECISION_SLACK, default_precision
-from sepbench.theory.results import MODEL_CLASSES, PAPERS, Result, results
 
 EXAMPLE_LENGTHS = (16, 256, 4096)
 """The lengths at which ``sepbench theory show`` and the docs print example bound values."""

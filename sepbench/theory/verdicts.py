@@ -48,8 +48,8 @@ from typing import Any, Literal
 import numpy as np
 
 from sepbench.errors import UserError
+from sepbench.theory.catalogue import Result, get
 from sepbench.theory.fits import LAWS, GrowthFit
-from sepbench.theory.results import Result, get
 
 Outcome = Literal["consistent", "inconsistent", "undecided"]
 

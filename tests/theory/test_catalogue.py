@@ -12,7 +12,7 @@ import pytest
 from sepbench import tasks, theory
 from sepbench.errors import UserError
 from sepbench.theory import formulas
-from sepbench.theory.results import FORMS, MODEL_CLASSES
+from sepbench.theory.catalogue import FORMS, MODEL_CLASSES
 from sepbench.theory.verdicts import FORM_THRESHOLDS
 
 # theory.md's results table: id -> (tasks, model class the row names, direction)
