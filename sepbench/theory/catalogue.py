@@ -28,6 +28,7 @@ Conventions fixed here (and rendered into docs/theory.md):
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -178,26 +179,29 @@ class Result:
             out[p.name] = p.parse(value, self.id)
         return out
 
-    def _check(self, length: int, precision_bits: int | None) -> int:
-        if isinstance(length, bool) or not isinstance(length, int) or length < 2:
+    @staticmethod
+    def _checked(length: int, precision_bits: int | None) -> tuple[int, int]:
+        """(N, p) as plain ints; p defaults to default_precision(N). UserError if invalid."""
+        if isinstance(length, bool) or not isinstance(length, numbers.Integral) or length < 2:
             raise UserError(f"length must be an integer >= 2, got {length!r}")
+        n = int(length)
         if precision_bits is None:
-            return default_precision(length)
+            return n, default_precision(n)
         if (
             isinstance(precision_bits, bool)
-            or not isinstance(precision_bits, int)
+            or not isinstance(precision_bits, numbers.Integral)
             or precision_bits < 1
         ):
             raise UserError(f"precision must be an integer >= 1 bits, got {precision_bits!r}")
-        return precision_bits
+        return n, int(precision_bits)
 
     def width_bound(self, length: int, precision_bits: int | None = None, **params: Any) -> float:
         """The concrete width the result implies at N = ``length`` and p = ``precision_bits``.
 
         ``precision_bits=None`` uses :func:`~sepbench.theory.formulas.default_precision`.
         """
-        p = self._check(length, precision_bits)
-        return float(self.width_fn(length, p, **self.resolve(length, **params)))
+        n, p = self._checked(length, precision_bits)
+        return float(self.width_fn(n, p, **self.resolve(n, **params)))
 
     def lower_width(
         self, length: int, precision_bits: int | None = None, **params: Any
@@ -208,20 +212,20 @@ class Result:
             return self.width_bound(length, precision_bits, **params)
         if self.lower_fn is None:
             return None
-        p = self._check(length, precision_bits)
-        return float(self.lower_fn(length, p, **self.resolve(length, **params)))
+        n, p = self._checked(length, precision_bits)
+        return float(self.lower_fn(n, p, **self.resolve(n, **params)))
 
     def state_bits(self, length: int, precision_bits: int | None = None, **params: Any) -> float:
         """width_bound × p: the bits a state (or an embedding) of that width carries."""
-        p = self._check(length, precision_bits)
-        return self.width_bound(length, p, **params) * p
+        n, p = self._checked(length, precision_bits)
+        return self.width_bound(n, p, **params) * p
 
     def lower_state_bits(
         self, length: int, precision_bits: int | None = None, **params: Any
     ) -> float | None:
         """lower_width × p (None for upper bounds)."""
-        p = self._check(length, precision_bits)
-        low = self.lower_width(length, p, **params)
+        n, p = self._checked(length, precision_bits)
+        low = self.lower_width(n, p, **params)
         return None if low is None else low * p
 
 

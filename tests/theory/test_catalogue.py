@@ -230,6 +230,10 @@ def test_form_matches_the_formula(rid: str) -> None:
 # ------------------------------------------------------------------------------------------
 
 
+def test_numpy_integers_are_accepted() -> None:
+    assert theory.min_width("B24-T3", np.int64(256), np.int32(16)) == 32  # type: ignore[arg-type]
+
+
 def test_default_precision() -> None:
     assert [theory.default_precision(n) for n in (16, 256, 4096)] == [12, 16, 20]
     assert theory.min_width("B24-T3", 256) == theory.min_width("B24-T3", 256, 16)
