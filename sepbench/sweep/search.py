@@ -83,8 +83,8 @@ class Probe:
 class Done:
     """The search is over. ``width`` is None when censored (nothing up to the maximum worked).
 
-    ``violations``: every (success width, failure width) pair with the success below the
-    failure, over all attempts. ``consistent``: the effective outcomes (latest attempts) are
+    ``violations``: see :func:`violations` (one pair per width that succeeded below a
+    failure, over all attempts). ``consistent``: the effective outcomes (latest attempts) are
     monotone, i.e. every violation was explained away as noise by a re-probe.
     """
 
@@ -96,10 +96,18 @@ class Done:
 
 
 def violations(history: Iterable[Observation]) -> tuple[tuple[int, int], ...]:
-    """All (success width, failure width) pairs with success < failure, over all attempts."""
-    wins = sorted({o.width for o in history if o.reached})
-    losses = sorted({o.width for o in history if not o.reached})
-    return tuple((s, f) for s in wins for f in losses if s < f)
+    """Monotonicity violations over all attempts: for every width ``s`` that succeeded at
+    least once while some larger width failed, the pair ``(s, f)`` with ``f`` the smallest such
+    failing width."""
+    obs = list(history)
+    wins = sorted({o.width for o in obs if o.reached})
+    losses = sorted({o.width for o in obs if not o.reached})
+    out = []
+    for s in wins:
+        above = [f for f in losses if f > s]
+        if above:
+            out.append((s, above[0]))
+    return tuple(out)
 
 
 def next_probe(history: Iterable[Observation], grid: Grid, reprobes: int = 1) -> Probe | Done:

@@ -81,8 +81,21 @@ def _scalar(value: Any) -> int | float | bool | str:
     raise ValueError(f"must be a number, a string or a boolean, got {value!r}")
 
 
+class SpecError(UserError):
+    """A spec problem at ``loc`` (a path below the model that raised it)."""
+
+    def __init__(self, loc: tuple[int | str, ...], detail: str, more: int) -> None:
+        self.loc, self.detail, self.more = loc, detail, more
+        where = format_loc(loc)
+        super().__init__((f"{where}: {detail}" if where else detail) + _more(more))
+
+
 class _Strict(BaseModel):
-    """Strict, frozen, no unknown keys; constructing one with bad data raises UserError."""
+    """Strict, frozen, no unknown keys; constructing one with bad data raises UserError.
+
+    (Pydantic also calls this ``__init__`` for nested tables; the outer error message then
+    joins the nested path to its own, see :func:`format_validation_error`.)
+    """
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
@@ -90,7 +103,7 @@ class _Strict(BaseModel):
         try:
             super().__init__(**data)
         except ValidationError as exc:
-            raise UserError(format_validation_error(exc, type(self))) from None
+            raise SpecError(*_first_error(exc, type(self))) from None
 
 
 class TaskSpec(_Strict):
@@ -367,21 +380,30 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def format_validation_error(exc: ValidationError, root: type[BaseModel]) -> str:
-    """One line for the first problem pydantic found (and how many more there are)."""
+def _more(more: int) -> str:
+    return f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+
+
+def _first_error(
+    exc: ValidationError, root: type[BaseModel]
+) -> tuple[tuple[int | str, ...], str, int]:
+    """(path, message, number of further problems) of the first problem pydantic found."""
     errors = exc.errors()
     err = errors[0]
     loc = tuple(err["loc"])
-    where = format_loc(loc)
+    more = len(errors) - 1
     kind = err["type"]
+    inner = err.get("ctx", {}).get("error")
     if kind == "extra_forbidden":
         owner = _model_at(root, loc[:-1])
         allowed = ", ".join(owner.model_fields) if owner else ""
         msg = f"unknown key '{loc[-1]}'" + (f" (allowed: {allowed})" if allowed else "")
-        where = format_loc(loc[:-1])
+        loc = loc[:-1]
     elif kind == "missing":
         msg = f"required key '{loc[-1]}' is missing"
-        where = format_loc(loc[:-1])
+        loc = loc[:-1]
+    elif isinstance(inner, SpecError):  # raised by a nested table's own __init__
+        loc, msg, more = loc + inner.loc, inner.detail, more + inner.more
     else:
         msg = err["msg"]
         for prefix in ("Value error, ", "Assertion failed, "):
@@ -389,9 +411,14 @@ def format_validation_error(exc: ValidationError, root: type[BaseModel]) -> str:
                 msg = msg[len(prefix) :]
         if kind != "value_error" and "input" in err:
             msg += f", got {_short(err['input'])}"
-    more = len(errors) - 1
-    tail = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-    return (f"{where}: {msg}" if where else msg) + tail
+    return loc, msg, more
+
+
+def format_validation_error(exc: ValidationError, root: type[BaseModel]) -> str:
+    """One line for the first problem pydantic found (and how many more there are)."""
+    loc, msg, more = _first_error(exc, root)
+    where = format_loc(loc)
+    return (f"{where}: {msg}" if where else msg) + _more(more)
 
 
 # ---------------------------------------------------------------------- TOML writer
