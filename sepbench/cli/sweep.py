@@ -31,7 +31,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--out",
         metavar="DIR",
-        help=f"directory of the store DIR/<study>.sqlite (default {sweep.runner.DEFAULT_OUT}/)",
+        help=f"directory of the store DIR/<study>.sqlite (default {sweep.DEFAULT_OUT}/)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
@@ -54,7 +54,7 @@ def register(sub: Any) -> None:
     export.add_argument("--csv", metavar="FILE", help="destination (default: stdout)")
     export.add_argument(
         "--table",
-        choices=sweep.summary.TABLES,
+        choices=sweep.TABLES,
         default="trials",
         help="trials (one row per training run, default), searches (one per seed) or "
         "widths (median and range per task, model, length)",

@@ -7,28 +7,84 @@
 
 The sweep touches training through one function, a *probe*:
 ``probe(trial: TrialSpec) -> ProbeOutcome`` (default :class:`TrainingProbe`; tests use
-:class:`FakeProbe`). See ``docs/sweeps.md`` for the TOML format and the search rule.
+:class:`FakeProbe`).
+
+Modules: ``spec`` (study specs), ``plan`` (spec -> searches), ``search`` (the minimal-width
+state machine), ``trial`` (trial config, key, seed), ``store`` (SQLite), ``executors`` (inline,
+local pool, Ray), ``probes`` (training and fake probes), ``runner`` (``run_study``), ``summary``
+(per-seed results, median/range rows, CSV/DataFrame tables).
+
+Names are imported on first use, so a pool worker (which needs only ``trial``, ``executors``
+and its probe) and ``sepbench --help`` do not pay for pydantic.
 """
 
-from sepbench.sweep.executors import worker_threads
-from sepbench.sweep.plan import SearchPlan, plan_study
-from sepbench.sweep.probes import FakeProbe, TrainingProbe
-from sepbench.sweep.runner import run_study, store_path
-from sepbench.sweep.search import Done, Grid, Observation, Probe, next_probe
-from sepbench.sweep.spec import (
-    Budget,
-    ExecutorSpec,
-    ModelSpec,
-    StudySpec,
-    TaskSpec,
-    WidthSearch,
-    load_spec,
-)
-from sepbench.sweep.store import Store, TrialRecord
-from sepbench.sweep.summary import SearchResult, StudySummary, WidthRow, summarize
-from sepbench.sweep.trial import ProbeOutcome, TrialBudget, TrialSpec, derive_seed
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+DEFAULT_OUT = Path("runs")
+"""Default directory of study stores: ``runs/<study name>.sqlite``."""
+
+TABLES = ("trials", "searches", "widths")
+"""The flat tables a store exports (CSV / DataFrame)."""
+
+_EXPORTS = {
+    "worker_threads": "executors",
+    "SearchPlan": "plan",
+    "plan_study": "plan",
+    "FakeProbe": "probes",
+    "TrainingProbe": "probes",
+    "run_study": "runner",
+    "store_path": "runner",
+    "Done": "search",
+    "Grid": "search",
+    "Observation": "search",
+    "Probe": "search",
+    "next_probe": "search",
+    "Budget": "spec",
+    "ExecutorSpec": "spec",
+    "ModelSpec": "spec",
+    "StudySpec": "spec",
+    "TaskSpec": "spec",
+    "WidthSearch": "spec",
+    "load_spec": "spec",
+    "Store": "store",
+    "TrialRecord": "store",
+    "SearchResult": "summary",
+    "StudySummary": "summary",
+    "WidthRow": "summary",
+    "summarize": "summary",
+    "ProbeOutcome": "trial",
+    "TrialBudget": "trial",
+    "TrialSpec": "trial",
+    "derive_seed": "trial",
+}
+_MODULES = frozenset(_EXPORTS.values())
+
+if TYPE_CHECKING:
+    from sepbench.sweep.executors import worker_threads
+    from sepbench.sweep.plan import SearchPlan, plan_study
+    from sepbench.sweep.probes import FakeProbe, TrainingProbe
+    from sepbench.sweep.runner import run_study, store_path
+    from sepbench.sweep.search import Done, Grid, Observation, Probe, next_probe
+    from sepbench.sweep.spec import (
+        Budget,
+        ExecutorSpec,
+        ModelSpec,
+        StudySpec,
+        TaskSpec,
+        WidthSearch,
+        load_spec,
+    )
+    from sepbench.sweep.store import Store, TrialRecord
+    from sepbench.sweep.summary import SearchResult, StudySummary, WidthRow, summarize
+    from sepbench.sweep.trial import ProbeOutcome, TrialBudget, TrialSpec, derive_seed
 
 __all__ = [
+    "DEFAULT_OUT",
+    "TABLES",
     "Budget",
     "Done",
     "ExecutorSpec",
@@ -59,3 +115,17 @@ __all__ = [
     "summarize",
     "worker_threads",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+        globals()[name] = value
+        return value
+    if name in _MODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__) | _MODULES)

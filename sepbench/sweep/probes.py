@@ -14,11 +14,13 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sepbench.errors import UserError
-from sepbench.sweep.spec import StudySpec
 from sepbench.sweep.trial import ProbeOutcome, TrialSpec, derive_seed
+
+if TYPE_CHECKING:
+    from sepbench.sweep.spec import StudySpec
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from sepbench.errors import UserError
+from sepbench.sweep import DEFAULT_OUT
 from sepbench.sweep.executors import Completed, Executor, ProbeFn, make_executor
 from sepbench.sweep.plan import SearchPlan, plan_study
 from sepbench.sweep.search import (
@@ -31,8 +32,6 @@ from sepbench.sweep.search import (
 from sepbench.sweep.spec import StudySpec, load_spec
 from sepbench.sweep.store import Store
 from sepbench.sweep.summary import StudySummary, summarize
-
-DEFAULT_OUT = Path("runs")
 
 
 def store_path(spec: StudySpec, out_dir: str | os.PathLike[str] | None = None) -> Path:

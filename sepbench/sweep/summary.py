@@ -23,13 +23,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sepbench.errors import UserError
+from sepbench.sweep import TABLES
 from sepbench.sweep.plan import SearchPlan, plan_study
 from sepbench.sweep.search import Done, Observation, next_probe
 
 if TYPE_CHECKING:
     from sepbench.sweep.store import Store
-
-TABLES = ("trials", "searches", "widths")
 
 
 @dataclass(frozen=True)
