@@ -1,0 +1,113 @@
+"""The model contract: :class:`SeqModel`, the base class of every family.
+
+A model maps token ids ``inputs[B, T]`` to next-token logits ``[B, T, V]`` causally (the logits
+at position t depend only on ``inputs[:, : t + 1]``). Besides ``forward`` every model offers
+
+* ``state_size(length)`` — floats carried from one step to the next after ``length`` tokens;
+* ``init_state(batch)`` / ``step(tokens, state)`` — incremental decoding, one token at a time;
+  the state is a tuple of tensors whose per-row float count is exactly ``state_size`` (tests
+  check this against the tensors actually carried, and that stepping reproduces ``forward``);
+* ``num_parameters()``, ``config()`` (rebuild with ``models.build(**config)``);
+* ``ensemble_forward(params, inputs)`` — the forward pass of a stack of E models of this
+  architecture whose parameters are ``params[name] : [E, *shape]`` (used by ``Ensemble``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from sepbench.models.options import Option
+
+State = tuple[Tensor, ...]
+
+
+class SeqModel(nn.Module):
+    """Base class of every model family (see ``sepbench.models`` for the public contract)."""
+
+    family: ClassVar[str]
+    summary: ClassVar[str]
+    options_spec: ClassVar[tuple[Option, ...]] = ()
+    uses_retrieval: ClassVar[bool] = False
+    """True for models whose generation loop lets a retriever write the token after the
+    task's ``retrieval_trigger`` (the ``rag`` family); the model itself is unchanged."""
+
+    def __init__(self, vocab_size: int, width: int, options: Mapping[str, Any]) -> None:
+        super().__init__()
+        self.vocab_size = int(vocab_size)
+        self.width = int(width)
+        self.options: dict[str, Any] = dict(options)
+        self.seed: int | None = None
+        """The seed ``build`` initialised this model with (None: the global torch RNG)."""
+
+    @classmethod
+    def check_options(cls, width: int, options: dict[str, Any]) -> None:
+        """Cross-option checks after validation; raise UserError naming the options."""
+
+    # ----------------------------------------------------------------- contract
+    def forward(self, inputs: Tensor) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def state_size(self, length: int) -> int:  # pragma: no cover - abstract
+        """Floats carried from one step to the next after reading ``length`` tokens."""
+        raise NotImplementedError
+
+    def init_state(self, batch_size: int) -> State:  # pragma: no cover - abstract
+        """The state before the first token (zeros / an empty cache)."""
+        raise NotImplementedError
+
+    def step(self, tokens: Tensor, state: State) -> tuple[Tensor, State]:  # pragma: no cover
+        """Read one token per row (``tokens[B]``); return ``(logits[B, V], new_state)``."""
+        raise NotImplementedError
+
+    def num_parameters(self) -> int:
+        """Number of trainable scalars."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def config(self) -> dict[str, Any]:
+        """Plain JSON-able description; ``models.build(**model.config())`` rebuilds it (with the
+        same initial weights when a seed was given)."""
+        return {
+            "family": self.family,
+            "vocab_size": self.vocab_size,
+            "width": self.width,
+            "options": dict(self.options),
+            "seed": self.seed,
+        }
+
+    def ensemble_forward(self, params: Mapping[str, Tensor], inputs: Tensor) -> Tensor:
+        """Logits ``[E, B, T, V]`` of E models of this architecture, member e with parameters
+        ``{name: params[name][e]}`` reading ``inputs[e]`` (``inputs : [E, B, T]``).
+
+        The default vectorises ``forward`` with ``torch.func.vmap``; families whose ``forward``
+        calls kernels without batching rules (the fused RNNs) override it.
+        """
+        from torch.func import functional_call, vmap
+
+        def one(p: dict[str, Tensor], x: Tensor) -> Tensor:
+            out: Tensor = functional_call(self, p, (x,))
+            return out
+
+        result: Tensor = vmap(one)(dict(params), inputs)
+        return result
+
+    # ----------------------------------------------------------------- helpers
+    def _check_inputs(self, inputs: Tensor) -> None:
+        if inputs.dim() != 2:
+            raise ValueError(
+                f"{self.family}: inputs must be a [batch, time] tensor of token ids, "
+                f"got shape {tuple(inputs.shape)}"
+            )
+
+    def extra_repr(self) -> str:
+        opts = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
+        return f"family={self.family!r}, vocab_size={self.vocab_size}, width={self.width}, {opts}"
+
+
+def dtype_of(module: nn.Module) -> torch.dtype:
+    for p in module.parameters():
+        return p.dtype
+    return torch.get_default_dtype()

@@ -1,0 +1,200 @@
+"""RNN/SSM stack followed by exactly one attention layer (family ``hybrid``, W24-H).
+
+``base`` chooses the recurrent part: an ``elman``/``lstm``/``gru`` stack (parameters ``embed``,
+``rnn`` exactly as in :mod:`sepbench.models.rnn`) or ``ssm`` layers (``embed``, ``ssm_layers[l]``
+as in :mod:`sepbench.models.ssm`). Its top states (width d) then pass through
+
+``positions`` (only if ``pos`` is learned or sinusoidal; default none — the recurrence already
+knows order) → ``block`` (one pre-norm Transformer layer: ``block.attn.W_Q/W_K/W_V/W_O``,
+``block.mlp.fc1/fc2`` unless ``mlp_width=0``; see :mod:`sepbench.models.transformer`) →
+``norm_f`` → ``readout`` [vocab, d].
+
+W24-H's construction: a constant-width RNN only tags tokens (key / value / query) and the
+attention layer does the retrieval. The state carried between steps is the recurrent state plus
+the attention layer's key/value cache (2 · heads · head_dim floats per position).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any, cast
+
+from torch import Tensor, nn
+from torch.func import functional_call, vmap
+
+from sepbench.models.base import SeqModel, State
+from sepbench.models.options import Option, int_option
+from sepbench.models.rnn import CELLS, NONLINEARITIES, RecurrentStack, batched_linear, sub_params
+from sepbench.models.ssm import SSMLayer, ssm_options
+from sepbench.models.transformer import (
+    Block,
+    Positions,
+    attention_options,
+    check_attention_options,
+    norm,
+    resolve_scale,
+)
+
+BASES = (*CELLS, "ssm")
+
+
+def _rnn_base(o: Mapping[str, Any]) -> bool:
+    return o["base"] != "ssm"
+
+
+def _hybrid_options() -> tuple[Option, ...]:
+    ssm_only = tuple(
+        replace(opt, applies=lambda o: o["base"] == "ssm", applies_doc="with base=ssm")
+        for opt in ssm_options()
+    )
+    return (
+        Option("base", str, "lstm", "the recurrent part below the attention layer", choices=BASES),
+        int_option("layers", 1, "recurrent (or SSM) layers below the attention layer"),
+        Option(
+            "nonlinearity",
+            str,
+            "tanh",
+            "Elman activation",
+            choices=NONLINEARITIES,
+            applies=lambda o: o["base"] == "elman",
+            applies_doc="with base=elman",
+        ),
+        *ssm_only,
+        Option(
+            "embedding",
+            str,
+            "learned",
+            "input encoding of an RNN base: learned table [vocab, embed_dim] or one-hot",
+            choices=("learned", "onehot"),
+            applies=_rnn_base,
+            applies_doc="with an RNN base",
+        ),
+        int_option(
+            "embed_dim",
+            lambda width, o: width,
+            "size of the learned token embedding of an RNN base",
+            default_doc="width",
+            applies=lambda o: _rnn_base(o) and o["embedding"] == "learned",
+            applies_doc="with an RNN base and embedding=learned",
+        ),
+        *attention_options("none"),
+    )
+
+
+class HybridModel(SeqModel):
+    """Recurrent stack → one attention layer → readout."""
+
+    family = "hybrid"
+    summary = "RNN or SSM stack followed by exactly one attention layer (W24-H)"
+    options_spec = _hybrid_options()
+
+    def __init__(self, vocab_size: int, width: int, options: dict[str, Any]) -> None:
+        super().__init__(vocab_size, width, options)
+        o = self.options
+        self.base = o["base"]
+        self.core: RecurrentStack | None = None
+        self.embed: nn.Embedding | None
+        if self.base == "ssm":
+            self.embed = nn.Embedding(vocab_size, width)
+            self.ssm_layers = nn.ModuleList(
+                SSMLayer(width, o["state_dim"], o["layer_norm"], o["gate"])
+                for _ in range(o["layers"])
+            )
+        else:
+            self.core = RecurrentStack(vocab_size, width, self.base, o)
+            self.embed, self.rnn = self.core.build()
+        self.positions = Positions(o["pos"], width, o.get("max_len", 0), self.family)
+        self.block = Block(
+            width,
+            o["heads"],
+            o["head_dim"],
+            resolve_scale(o["attn_scale"], o["head_dim"]),
+            o["pos"] == "rope",
+            o["layer_norm"],
+            o["mlp_width"],
+            o["bias"],
+        )
+        self.norm_f = norm(width, o["layer_norm"])
+        self.readout = nn.Linear(width, vocab_size, bias=o["bias"])
+
+    @classmethod
+    def check_options(cls, width: int, o: dict[str, Any]) -> None:
+        check_attention_options(cls.family, width, o)
+
+    def _recurrent(self, inputs: Tensor) -> Tensor:
+        if self.core is not None:
+            return self.core.hidden(self.embed, self.rnn, inputs)
+        assert self.embed is not None
+        x: Tensor = self.embed(inputs)
+        for layer in self.ssm_layers:
+            x = layer(x)
+        return x
+
+    def _top(self, x: Tensor) -> Tensor:
+        out: Tensor = self.readout(self.norm_f(self.block(self.positions(x))))
+        return out
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        self._check_inputs(inputs)
+        return self._top(self._recurrent(inputs))
+
+    def ensemble_forward(self, params: Mapping[str, Tensor], inputs: Tensor) -> Tensor:
+        if self.core is None:
+            return super().ensemble_forward(params, inputs)
+        x = self.core.hidden_batched(params, inputs)
+        for name, module in (("positions", self.positions), ("block", self.block)):
+            x = _vmapped(module, sub_params(params, name + "."), x)
+        x = _vmapped(self.norm_f, sub_params(params, "norm_f."), x)
+        return batched_linear(x, params["readout.weight"], params.get("readout.bias"))
+
+    def state_size(self, length: int) -> int:
+        o = self.options
+        if self.core is not None:
+            rec = self.core.state_size()
+        else:
+            rec = o["layers"] * self.width * o["state_dim"]
+        return rec + 2 * o["heads"] * o["head_dim"] * int(length)
+
+    def init_state(self, batch_size: int) -> State:
+        o = self.options
+        p = self.readout.weight
+        if self.core is not None:
+            rec = self.core.init_state(self.rnn, batch_size)
+        else:
+            z = p.new_zeros(batch_size, self.width, o["state_dim"])
+            rec = tuple(z.clone() for _ in self.ssm_layers)
+        empty = p.new_zeros(batch_size, o["heads"], 0, o["head_dim"])
+        return (*rec, empty, empty.clone())
+
+    def step(self, tokens: Tensor, state: State) -> tuple[Tensor, State]:
+        rec, k, v = state[:-2], state[-2], state[-1]
+        if self.core is not None:
+            x, rec = self.core.step(self.embed, self.rnn, tokens, rec)
+        else:
+            assert self.embed is not None
+            x = self.embed(tokens)
+            new = []
+            for layer, h in zip(self.ssm_layers, rec, strict=True):
+                x, h = cast(SSMLayer, layer).step(x, h)
+                new.append(h)
+            rec = tuple(new)
+        x = self.positions(x[:, None, :], k.shape[2])[:, 0]
+        x, k, v = self.block.step(x, k, v)
+        out: Tensor = self.readout(self.norm_f(x))
+        return out, (*rec, k, v)
+
+
+def _vmapped(module: nn.Module, params: dict[str, Tensor], x: Tensor) -> Tensor:
+    """Apply E copies of ``module`` (stacked ``params``) to ``x : [E, ...]``."""
+    if not params:
+        e = x.shape[0]
+        out: Tensor = module(x.reshape(e * x.shape[1], *x.shape[2:]))
+        return out.reshape(x.shape[0], x.shape[1], *out.shape[1:])
+
+    def one(p: dict[str, Tensor], xi: Tensor) -> Tensor:
+        res: Tensor = functional_call(module, p, (xi,))
+        return res
+
+    result: Tensor = vmap(one)(params, x)
+    return result

@@ -1,0 +1,336 @@
+"""Recurrent networks: families ``elman``, ``lstm``, ``gru`` and ``rag`` (an RNN used with
+in-context retrieval).
+
+Architecture: input encoding → ``layers`` recurrent layers of ``width`` units → linear readout.
+
+Input encoding (option ``embedding``):
+
+* ``learned`` (default): a table ``embed.weight : [vocab, embed_dim]`` (``embed_dim`` defaults to
+  ``width``); the first layer reads ``x_t = embed.weight[token_t]``.
+* ``onehot``: no table; the first layer reads the one-hot vector of the token
+  (``embed_dim`` = vocab), so column v of ``rnn.weight_ih_l0`` *is* token v's input weight —
+  the natural form for hand-built networks (H20): set one column per token.
+
+The recurrence is a ``torch.nn.RNN`` / ``LSTM`` / ``GRU`` module ``rnn`` (PyTorch's fused
+kernels run the single model), so the parameter names, shapes and gate orders are PyTorch's:
+
+==========================  ==================  ==========================================
+name                        shape               meaning
+==========================  ==================  ==========================================
+``rnn.weight_ih_l{k}``      [G·width, d_in]     input weights of layer k (d_in = embed_dim,
+                                                vocab for one-hot, width for k ≥ 1)
+``rnn.weight_hh_l{k}``      [G·width, width]    recurrent weights
+``rnn.bias_ih_l{k}``        [G·width]           input bias
+``rnn.bias_hh_l{k}``        [G·width]           recurrent bias
+``readout.weight/bias``     [vocab, width]      logits = h_t @ readout.weight.T + bias
+==========================  ==================  ==========================================
+
+G = 1 (Elman: ``h' = act(W_ih x + b_ih + W_hh h + b_hh)``), 4 (LSTM, row blocks
+``i, f, g, o``: c' = σ(f) c + σ(i) tanh(g), h' = σ(o) tanh(c')), 3 (GRU, row blocks
+``r, z, n``: n = tanh(W_in x + b_in + r (W_hn h + b_hn)), h' = (1 − z) n + z h). The state
+starts at zero. ``elman`` with ``nonlinearity="sigmoid"`` (H20's construction) has the same
+parameters but runs sepbench's own kernel (``torch.nn.RNN`` has no sigmoid); its ``rnn``
+module then refuses to be called directly.
+
+Ensembles of these families run all members at once through the hand-written batched
+recurrences of :mod:`sepbench.models.recurrence` (the fused kernels have no ``vmap`` rule).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from sepbench.models.base import SeqModel, State
+from sepbench.models.options import Option, int_option
+from sepbench.models.recurrence import elman_scan, gru_scan, lstm_scan
+
+CELLS = ("elman", "lstm", "gru")
+GATES = {"elman": 1, "lstm": 4, "gru": 3}
+NONLINEARITIES = ("tanh", "relu", "sigmoid")
+
+
+def recurrent_options(cell: str | None, layer_doc: str = "recurrent layers") -> tuple[Option, ...]:
+    """Options of a recurrent stack; ``cell=None`` adds the ``cell`` choice (rag, hybrid)."""
+    is_elman = (lambda o: True) if cell == "elman" else (lambda o: o.get("cell") == "elman")
+    head: tuple[Option, ...] = ()
+    if cell is None:
+        head = (Option("cell", str, "lstm", "the recurrent cell", choices=CELLS),)
+    nonlin: tuple[Option, ...] = ()
+    if cell in (None, "elman"):
+        nonlin = (
+            Option(
+                "nonlinearity",
+                str,
+                "tanh",
+                "Elman activation (sigmoid: H20's construction)",
+                choices=NONLINEARITIES,
+                applies=is_elman,
+                applies_doc="with cell=elman",
+            ),
+        )
+    return (
+        *head,
+        int_option("layers", 1, layer_doc),
+        *nonlin,
+        Option(
+            "embedding",
+            str,
+            "learned",
+            "input encoding: a learned table [vocab, embed_dim], or one-hot (d_in = vocab)",
+            choices=("learned", "onehot"),
+        ),
+        int_option(
+            "embed_dim",
+            lambda width, o: width,
+            "size of the learned token embedding",
+            default_doc="width",
+            applies=lambda o: o["embedding"] == "learned",
+            applies_doc="with embedding=learned",
+        ),
+    )
+
+
+class RecurrentStack:
+    """Input encoding + recurrent layers — the logic shared by RNN models and hybrids.
+
+    A plain object holding no parameters: ``build()`` returns the ``embed`` and ``rnn`` modules
+    for the owning model to register, so that parameter names stay flat (``embed.weight``,
+    ``rnn.weight_ih_l0``); the methods take those modules (or stacked parameters) as arguments.
+    """
+
+    def __init__(self, vocab_size: int, width: int, cell: str, options: Mapping[str, Any]):
+        self.vocab_size = vocab_size
+        self.width = width
+        self.cell = cell
+        self.layers = int(options["layers"])
+        self.nonlinearity = str(options.get("nonlinearity", "tanh"))
+        self.onehot = options["embedding"] == "onehot"
+        self.d_in = vocab_size if self.onehot else int(options["embed_dim"])
+
+    def build(self) -> tuple[nn.Embedding | None, nn.Module]:
+        embed = None if self.onehot else nn.Embedding(self.vocab_size, self.d_in)
+        kw: dict[str, Any] = {"num_layers": self.layers, "batch_first": True}
+        rnn: nn.Module
+        if self.cell == "lstm":
+            rnn = nn.LSTM(self.d_in, self.width, **kw)
+        elif self.cell == "gru":
+            rnn = nn.GRU(self.d_in, self.width, **kw)
+        elif self.nonlinearity == "sigmoid":
+            rnn = nn.RNN(self.d_in, self.width, nonlinearity="tanh", **kw)
+            rnn.nonlinearity = "sigmoid"
+            rnn.mode = "RNN_SIGMOID"  # torch's forward refuses this mode: use the model
+        else:
+            rnn = nn.RNN(self.d_in, self.width, nonlinearity=self.nonlinearity, **kw)
+        return embed, rnn
+
+    @property
+    def uses_kernel(self) -> bool:
+        """Whether the single model runs sepbench's kernel rather than torch's fused RNN."""
+        return self.cell == "elman" and self.nonlinearity == "sigmoid"
+
+    def state_size(self) -> int:
+        return self.layers * self.width * (2 if self.cell == "lstm" else 1)
+
+    # ------------------------------------------------------------- forward passes
+    def encode(self, embed: nn.Embedding | None, inputs: Tensor, like: Tensor) -> Tensor:
+        if embed is None:
+            return F.one_hot(inputs, self.vocab_size).to(like.dtype)
+        out: Tensor = embed(inputs)
+        return out
+
+    def hidden(self, embed: nn.Embedding | None, rnn: nn.Module, inputs: Tensor) -> Tensor:
+        """Top-layer states ``[B, T, width]`` of one model."""
+        if self.uses_kernel:
+            params = {f"rnn.{k}": v.unsqueeze(0) for k, v in rnn.named_parameters()}
+            if embed is not None:
+                params["embed.weight"] = embed.weight.unsqueeze(0)
+            return self.hidden_batched(params, inputs.unsqueeze(0))[0]
+        like = _w(rnn, "weight_hh_l0")
+        out, _ = rnn(self.encode(embed, inputs, like))
+        result: Tensor = out
+        return result
+
+    def hidden_batched(self, params: Mapping[str, Tensor], inputs: Tensor) -> Tensor:
+        """Top-layer states ``[E, B, T, width]`` of E stacked models (``params[name] : [E,
+        *shape]`` with names ``embed.weight`` and ``rnn.*``; ``inputs : [E, B, T]``)."""
+        e, b, t = inputs.shape
+        h, g = self.width, GATES[self.cell]
+        x: Tensor | None = None
+        for k in range(self.layers):
+            w_ih = params[f"rnn.weight_ih_l{k}"]
+            w_hh = params[f"rnn.weight_hh_l{k}"]
+            b_ih = params[f"rnn.bias_ih_l{k}"]
+            b_hh = params[f"rnn.bias_hh_l{k}"]
+            if self.cell == "lstm":  # torch's i, f, g, o -> the kernel's i, f, o, g
+                perm = torch.cat(
+                    [torch.arange(0, 2 * h), torch.arange(3 * h, 4 * h), torch.arange(2 * h, 3 * h)]
+                ).to(w_ih.device)
+                w_ih, w_hh = w_ih[:, perm], w_hh[:, perm]
+                b_ih, b_hh = b_ih[:, perm], b_hh[:, perm]
+            bias = b_ih if self.cell == "gru" else b_ih + b_hh
+            if x is None:
+                # first layer: a per-token table of input pre-activations, gathered per step
+                if self.onehot:
+                    table = w_ih.transpose(1, 2) + bias.unsqueeze(1)
+                else:
+                    table = torch.baddbmm(
+                        bias.unsqueeze(1), params["embed.weight"], w_ih.transpose(1, 2)
+                    )
+                offset = torch.arange(e, device=inputs.device) * self.vocab_size
+                idx = inputs.transpose(1, 2) + offset[:, None, None]
+                xp = F.embedding(idx, table.reshape(e * self.vocab_size, g * h))
+            else:
+                xp = torch.baddbmm(
+                    bias.unsqueeze(1), x.reshape(e, t * b, h), w_ih.transpose(1, 2)
+                ).view(e, t, b, g * h)
+            if self.cell == "lstm":
+                x = lstm_scan(xp, w_hh)
+            elif self.cell == "gru":
+                x = gru_scan(xp, w_hh, b_hh)
+            else:
+                x = elman_scan(xp, w_hh, self.nonlinearity)
+        assert x is not None
+        return x.transpose(1, 2)
+
+    # ------------------------------------------------------------- stepping
+    def init_state(self, rnn: nn.Module, batch_size: int) -> State:
+        z = _w(rnn, "weight_hh_l0").new_zeros(self.layers, batch_size, self.width)
+        return (z, z.clone()) if self.cell == "lstm" else (z,)
+
+    def step(
+        self, embed: nn.Embedding | None, rnn: nn.Module, tokens: Tensor, state: State
+    ) -> tuple[Tensor, State]:
+        """One step of the cell equations written out (independent of the fused kernels)."""
+        x = self.encode(embed, tokens, _w(rnn, "weight_hh_l0"))
+        hs, cs = [], []
+        for k in range(self.layers):
+            w_ih, w_hh = _w(rnn, f"weight_ih_l{k}"), _w(rnn, f"weight_hh_l{k}")
+            b_ih, b_hh = _w(rnn, f"bias_ih_l{k}"), _w(rnn, f"bias_hh_l{k}")
+            h = state[0][k]
+            gi, gh = F.linear(x, w_ih, b_ih), F.linear(h, w_hh, b_hh)
+            if self.cell == "lstm":
+                i, f, gg, o = (gi + gh).chunk(4, dim=-1)
+                c = torch.sigmoid(f) * state[1][k] + torch.sigmoid(i) * torch.tanh(gg)
+                h = torch.sigmoid(o) * torch.tanh(c)
+                cs.append(c)
+            elif self.cell == "gru":
+                xr, xz, xn = gi.chunk(3, dim=-1)
+                hr, hz, hn = gh.chunk(3, dim=-1)
+                r, z = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
+                n = torch.tanh(xn + r * hn)
+                h = (1 - z) * n + z * h
+            else:
+                pre = gi + gh
+                if self.nonlinearity == "tanh":
+                    h = torch.tanh(pre)
+                elif self.nonlinearity == "relu":
+                    h = torch.relu(pre)
+                else:
+                    h = torch.sigmoid(pre)
+            hs.append(h)
+            x = h
+        new: State = (torch.stack(hs),) + ((torch.stack(cs),) if cs else ())
+        return x, new
+
+
+def _w(module: nn.Module, name: str) -> Tensor:
+    """A parameter of ``module`` by name (typed)."""
+    t: Tensor = getattr(module, name)
+    return t
+
+
+def sub_params(params: Mapping[str, Tensor], prefix: str) -> dict[str, Tensor]:
+    """The entries of ``params`` whose name starts with ``prefix``, prefix removed."""
+    n = len(prefix)
+    return {k[n:]: v for k, v in params.items() if k.startswith(prefix)}
+
+
+def batched_linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """``x : [E, ..., in]`` through E linear maps ``weight : [E, out, in]``, ``bias : [E, out]``."""
+    e = x.shape[0]
+    flat = x.reshape(e, -1, x.shape[-1])
+    if bias is None:
+        y = torch.bmm(flat, weight.transpose(1, 2))
+    else:
+        y = torch.baddbmm(bias.unsqueeze(1), flat, weight.transpose(1, 2))
+    return y.view(*x.shape[:-1], weight.shape[1])
+
+
+class RecurrentModel(SeqModel):
+    """Embedding → RNN layers → linear readout (see the module docstring for parameters)."""
+
+    cell_kind: ClassVar[str | None] = None
+
+    def __init__(self, vocab_size: int, width: int, options: dict[str, Any]) -> None:
+        super().__init__(vocab_size, width, options)
+        cell = self.cell_kind or self.options["cell"]
+        self.core = RecurrentStack(vocab_size, width, cell, self.options)
+        self.embed, self.rnn = self.core.build()
+        self.readout = nn.Linear(width, vocab_size)
+
+    @property
+    def cell(self) -> str:
+        return self.core.cell
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        self._check_inputs(inputs)
+        out: Tensor = self.readout(self.core.hidden(self.embed, self.rnn, inputs))
+        return out
+
+    def ensemble_forward(self, params: Mapping[str, Tensor], inputs: Tensor) -> Tensor:
+        h = self.core.hidden_batched(params, inputs)
+        return batched_linear(h, params["readout.weight"], params["readout.bias"])
+
+    def state_size(self, length: int) -> int:
+        return self.core.state_size()
+
+    def init_state(self, batch_size: int) -> State:
+        return self.core.init_state(self.rnn, batch_size)
+
+    def step(self, tokens: Tensor, state: State) -> tuple[Tensor, State]:
+        h, new = self.core.step(self.embed, self.rnn, tokens, state)
+        out: Tensor = self.readout(h)
+        return out, new
+
+
+class ElmanModel(RecurrentModel):
+    family = "elman"
+    summary = "Elman RNN (tanh, relu, or sigmoid for H20's construction)"
+    cell_kind = "elman"
+    options_spec = recurrent_options("elman")
+
+
+class LSTMModel(RecurrentModel):
+    family = "lstm"
+    summary = "LSTM (torch.nn.LSTM layers)"
+    cell_kind = "lstm"
+    options_spec = recurrent_options("lstm")
+
+
+class GRUModel(RecurrentModel):
+    family = "gru"
+    summary = "GRU (torch.nn.GRU layers)"
+    cell_kind = "gru"
+    options_spec = recurrent_options("gru")
+
+
+class RAGModel(RecurrentModel):
+    """An RNN used with in-context retrieval (W24-RAG).
+
+    The network is exactly the RNN chosen by ``cell``; ``uses_retrieval = True`` tells the
+    generation loop (``sepbench.training``) that whenever the model has just emitted the task's
+    ``retrieval_trigger`` token (e.g. ``[ENDSEARCH]``), the next token is written by
+    ``task.retrieval_result(tokens_so_far)`` instead of sampled from the model — the model then
+    reads it like any other input token. During teacher-forced training the retrieved tokens are
+    simply inputs (their targets are IGNORE), so training needs nothing special.
+    """
+
+    family = "rag"
+    summary = "RNN (elman/lstm/gru) whose generation loop calls the task's retriever"
+    uses_retrieval = True
+    options_spec = recurrent_options(None)

@@ -1,0 +1,349 @@
+"""Causal Transformer (family ``transformer``) and its parts, reused by the ``hybrid`` family.
+
+Conventions (B24 §2, row vectors): the residual stream ``x`` has ``width`` coordinates; every
+linear map is a ``torch.nn.Linear`` whose ``weight`` has shape ``[out, in]`` and computes
+``x @ weight.T + bias`` — so ``W_Q.weight`` is the theory's W_Q and a head's attention logits
+are ``scale * (x_t W_Qᵀ)·(x_s W_Kᵀ)``. With ``attn_scale=1.0`` there is no 1/√d factor at all
+(the theory's convention: scales such as η live in W_Q).
+
+Parameters of a ``TransformerModel`` (L layers, H heads, head dimension dh, M = mlp_width):
+
+=================================  ======================  =====================================
+name                               shape                   role
+=================================  ======================  =====================================
+``embed.weight``                   [vocab, width]          token embedding (row = token id)
+``positions.pos_emb``              [max_len, width]        learned positions (``pos=learned``)
+``layers[l].ln1`` / ``ln2``        LayerNorm(width)        pre-norms (Identity if layer_norm off)
+``layers[l].attn.W_Q.weight``      [H·dh, width]           queries; head h = rows h·dh:(h+1)·dh
+``layers[l].attn.W_K.weight``      [H·dh, width]           keys (same head split)
+``layers[l].attn.W_V.weight``      [H·dh, width]           values (same head split)
+``layers[l].attn.W_O.weight``      [width, H·dh]           output map of the concatenated heads
+``layers[l].mlp.fc1.weight``       [M, width]              ReLU MLP, first layer (absent if M=0)
+``layers[l].mlp.fc2.weight``       [width, M]              second layer
+``norm_f``                         LayerNorm(width)        final norm (Identity if off)
+``readout.weight``                 [vocab, width]          logits = x @ readout.weight.T + bias
+=================================  ======================  =====================================
+
+Every ``Linear`` has a bias of its output size when ``bias=True`` (default); constructions
+usually build with ``bias=False``. A layer computes ``x = x + attn(ln1(x))`` then
+``x = x + mlp(ln2(x))`` (pre-norm). The attention scale is the plain float attribute
+``attn.scale`` (from the option ``attn_scale``: "sqrt" = 1/√dh, or a number).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, cast
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from sepbench.errors import UserError
+from sepbench.models.base import SeqModel, State
+from sepbench.models.options import Option, int_option
+
+POSITIONS = ("learned", "sinusoidal", "none", "rope")
+
+
+def sinusoidal(length: int, width: int, offset: int = 0, *, like: Tensor) -> Tensor:
+    """The fixed sinusoidal positions ``[length, width]`` (Vaswani et al.): coordinate 2i is
+    ``sin(t / 10000^(2i/width))``, coordinate 2i+1 its cosine."""
+    pos = torch.arange(offset, offset + length, dtype=like.dtype, device=like.device)
+    i = torch.arange(0, width, 2, dtype=like.dtype, device=like.device)
+    angle = pos[:, None] / torch.pow(10000.0, i / width)[None, :]
+    out = torch.empty(length, width, dtype=like.dtype, device=like.device)
+    out[:, 0::2] = torch.sin(angle)
+    out[:, 1::2] = torch.cos(angle[:, : width // 2])
+    return out
+
+
+def rope(x: Tensor, offset: int = 0) -> Tensor:
+    """Rotary positions on ``x : [..., T, dh]`` (dh even): the pair (i, i + dh/2) of position t
+    is rotated by the angle ``t / 10000^(2i/dh)``."""
+    t_len, dh = x.shape[-2], x.shape[-1]
+    half = dh // 2
+    pos = torch.arange(offset, offset + t_len, dtype=x.dtype, device=x.device)
+    freq = torch.pow(10000.0, -torch.arange(half, dtype=x.dtype, device=x.device) * 2 / dh)
+    angle = pos[:, None] * freq[None, :]
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    x1, x2 = x[..., :half], x[..., half:]
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+
+
+FUSED_FROM = 512
+"""Sequences at least this long use torch's fused ``scaled_dot_product_attention``; shorter
+ones the explicit softmax(q kᵀ · scale) v, which is faster on CPU at small head sizes and
+batches well under ``torch.func.vmap`` (ensembles). Both compute the same function."""
+
+
+def causal_attention(q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:
+    """Causal softmax attention on ``[..., T, dh]`` tensors (row t attends to s <= t)."""
+    t = q.shape[-2]
+    if t >= FUSED_FROM:
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale)
+    return torch.softmax(causal_logits(q, k, scale), dim=-1) @ v
+
+
+def causal_logits(q: Tensor, k: Tensor, scale: float) -> Tensor:
+    """``scale · q kᵀ`` with -inf above the diagonal (future positions)."""
+    t = q.shape[-2]
+    logits = (q @ k.transpose(-1, -2)) * scale
+    future = torch.ones(t, t, dtype=torch.bool, device=q.device).triu(1)
+    return logits.masked_fill(future, float("-inf"))
+
+
+class Attention(nn.Module):
+    """Multi-head causal softmax attention with explicit ``W_Q, W_K, W_V, W_O``."""
+
+    def __init__(
+        self, width: int, heads: int, head_dim: int, scale: float, use_rope: bool, bias: bool
+    ) -> None:
+        super().__init__()
+        self.heads = heads
+        self.head_dim = head_dim
+        self.scale = float(scale)
+        """Multiplies q·k before the softmax (1.0: no 1/√dh factor)."""
+        self.use_rope = use_rope
+        inner = heads * head_dim
+        self.W_Q = nn.Linear(width, inner, bias=bias)
+        self.W_K = nn.Linear(width, inner, bias=bias)
+        self.W_V = nn.Linear(width, inner, bias=bias)
+        self.W_O = nn.Linear(inner, width, bias=bias)
+
+    def _split(self, y: Tensor) -> Tensor:  # [B, T, H·dh] -> [B, H, T, dh]
+        b, t, _ = y.shape
+        return y.view(b, t, self.heads, self.head_dim).transpose(1, 2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, t, _ = x.shape
+        q, k, v = self._split(self.W_Q(x)), self._split(self.W_K(x)), self._split(self.W_V(x))
+        if self.use_rope:
+            q, k = rope(q), rope(k)
+        y = causal_attention(q, k, v, self.scale)
+        return self.W_O(y.transpose(1, 2).reshape(b, t, self.heads * self.head_dim))
+
+    def weights(self, x: Tensor) -> Tensor:
+        """The attention pattern ``[B, H, T, T]`` (row t: how position t spreads its attention
+        over positions ≤ t) — for tests and for inspecting constructions."""
+        q, k = self._split(self.W_Q(x)), self._split(self.W_K(x))
+        if self.use_rope:
+            q, k = rope(q), rope(k)
+        return torch.softmax(causal_logits(q, k, self.scale), dim=-1)
+
+    def step(self, x: Tensor, k_cache: Tensor, v_cache: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """One new position ``x : [B, width]`` attending to the cache ``[B, H, t, dh]`` and
+        itself; returns ``(output [B, width], new k cache, new v cache)``."""
+        b = x.shape[0]
+        offset = k_cache.shape[2]
+        q, k, v = (self._split(f(x)[:, None, :]) for f in (self.W_Q, self.W_K, self.W_V))
+        if self.use_rope:
+            q, k = rope(q, offset), rope(k, offset)
+        k_cache = torch.cat([k_cache, k], dim=2)
+        v_cache = torch.cat([v_cache, v], dim=2)
+        y = F.scaled_dot_product_attention(q, k_cache, v_cache, scale=self.scale)
+        return self.W_O(y.reshape(b, self.heads * self.head_dim)), k_cache, v_cache
+
+
+class MLP(nn.Module):
+    """``fc2(relu(fc1(x)))``."""
+
+    def __init__(self, width: int, hidden: int, bias: bool) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(width, hidden, bias=bias)
+        self.fc2 = nn.Linear(hidden, width, bias=bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out: Tensor = self.fc2(torch.relu(self.fc1(x)))
+        return out
+
+
+def norm(width: int, on: bool) -> nn.Module:
+    return nn.LayerNorm(width) if on else nn.Identity()
+
+
+class Block(nn.Module):
+    """One pre-norm layer: ``x + attn(ln1(x))``, then ``x + mlp(ln2(x))`` (no MLP if M = 0)."""
+
+    def __init__(
+        self,
+        width: int,
+        heads: int,
+        head_dim: int,
+        scale: float,
+        use_rope: bool,
+        layer_norm: bool,
+        mlp_width: int,
+        bias: bool,
+    ) -> None:
+        super().__init__()
+        self.ln1 = norm(width, layer_norm)
+        self.attn = Attention(width, heads, head_dim, scale, use_rope, bias)
+        self.ln2 = norm(width, layer_norm) if mlp_width > 0 else nn.Identity()
+        self.mlp = MLP(width, mlp_width, bias) if mlp_width > 0 else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x + self.attn(self.ln1(x))
+        if self.mlp is not None:
+            x = x + self.mlp(self.ln2(x))
+        return x
+
+    def step(self, x: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        y, k, v = self.attn.step(self.ln1(x), k, v)
+        x = x + y
+        if self.mlp is not None:
+            x = x + self.mlp(self.ln2(x))
+        return x, k, v
+
+
+def resolve_scale(attn_scale: Any, head_dim: int) -> float:
+    return 1.0 / math.sqrt(head_dim) if attn_scale == "sqrt" else float(attn_scale)
+
+
+def attention_options(pos_default: str) -> tuple[Option, ...]:
+    """The options of an attention layer, shared by ``transformer`` and ``hybrid``."""
+    return (
+        int_option("heads", 1, "attention heads per layer"),
+        int_option(
+            "head_dim",
+            lambda width, o: max(1, width // o["heads"]),
+            "query/key/value dimension per head",
+            default_doc="width // heads",
+        ),
+        Option(
+            "pos",
+            str,
+            pos_default,
+            "position information: learned table, fixed sinusoids, none, or rotary (RoPE)",
+            choices=POSITIONS,
+        ),
+        int_option(
+            "max_len",
+            512,
+            "longest input (size of the learned position table)",
+            applies=lambda o: o["pos"] == "learned",
+            applies_doc="with pos=learned",
+        ),
+        Option(
+            "attn_scale",
+            float,
+            "sqrt",
+            "factor on q·k before the softmax: 'sqrt' = 1/sqrt(head_dim), or a number "
+            "(1.0 = no scaling, the theory's convention)",
+            words=("sqrt",),
+            check=lambda v: v > 0,
+            rule="a number > 0",
+        ),
+        Option("layer_norm", bool, True, "pre-norm LayerNorms (constructions turn them off)"),
+        int_option(
+            "mlp_width",
+            lambda width, o: 4 * width,
+            "hidden units of each ReLU MLP (0: attention-only layers)",
+            minimum=0,
+            default_doc="4 * width",
+        ),
+        Option("bias", bool, True, "biases in every linear map (attention, MLP, readout)"),
+    )
+
+
+def check_attention_options(family: str, width: int, o: dict[str, Any]) -> None:
+    if o["pos"] == "rope" and o["head_dim"] % 2:
+        raise UserError(
+            f"model '{family}': option 'pos'=rope needs an even head_dim, got {o['head_dim']}"
+        )
+
+
+class Positions(nn.Module):
+    """Adds learned or sinusoidal positions to the residual stream (RoPE lives in attention)."""
+
+    def __init__(self, kind: str, width: int, max_len: int, family: str) -> None:
+        super().__init__()
+        self.kind = kind
+        self.width = width
+        self.max_len = max_len
+        self.family = family
+        self.pos_emb = nn.Parameter(torch.randn(max_len, width)) if kind == "learned" else None
+
+    def forward(self, x: Tensor, offset: int = 0) -> Tensor:
+        t = x.shape[-2]
+        if self.pos_emb is not None:
+            if offset + t > self.max_len:
+                raise UserError(
+                    f"model '{self.family}': input of {offset + t} tokens exceeds max_len "
+                    f"{self.max_len} (build with max_len={offset + t} or larger)"
+                )
+            return x + self.pos_emb[offset : offset + t]
+        if self.kind == "sinusoidal":
+            return x + sinusoidal(t, self.width, offset, like=x)
+        return x
+
+
+class TransformerModel(SeqModel):
+    """Decoder-only causal Transformer: embedding (+ positions) → L pre-norm layers → readout."""
+
+    family = "transformer"
+    summary = "causal softmax Transformer (explicit W_Q, W_K, W_V, W_O; ReLU MLPs; residuals)"
+    options_spec = (
+        int_option("layers", 1, "number of attention layers"),
+        *attention_options("learned"),
+    )
+
+    def __init__(self, vocab_size: int, width: int, options: dict[str, Any]) -> None:
+        super().__init__(vocab_size, width, options)
+        o = self.options
+        head_dim = o["head_dim"]
+        self.embed = nn.Embedding(vocab_size, width)
+        self.positions = Positions(o["pos"], width, o.get("max_len", 0), self.family)
+        scale = resolve_scale(o["attn_scale"], head_dim)
+        self.layers = nn.ModuleList(
+            Block(
+                width,
+                o["heads"],
+                head_dim,
+                scale,
+                o["pos"] == "rope",
+                o["layer_norm"],
+                o["mlp_width"],
+                o["bias"],
+            )
+            for _ in range(o["layers"])
+        )
+        self.norm_f = norm(width, o["layer_norm"])
+        self.readout = nn.Linear(width, vocab_size, bias=o["bias"])
+
+    @property
+    def pos_emb(self) -> Tensor | None:
+        """The learned position table ``[max_len, width]`` (None unless ``pos=learned``)."""
+        return self.positions.pos_emb
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        self._check_inputs(inputs)
+        x = self.positions(self.embed(inputs))
+        for layer in self.layers:
+            x = layer(x)
+        out: Tensor = self.readout(self.norm_f(x))
+        return out
+
+    def state_size(self, length: int) -> int:
+        o = self.options
+        return o["layers"] * 2 * o["heads"] * o["head_dim"] * int(length)
+
+    def init_state(self, batch_size: int) -> State:
+        o = self.options
+        p = self.embed.weight
+        empty = p.new_zeros(batch_size, o["heads"], 0, o["head_dim"])
+        return tuple(empty for _ in range(2 * o["layers"]))
+
+    def step(self, tokens: Tensor, state: State) -> tuple[Tensor, State]:
+        offset = state[0].shape[2]
+        x = self.positions(self.embed(tokens)[:, None, :], offset)[:, 0]
+        new: list[Tensor] = []
+        for i, layer in enumerate(self.layers):
+            x, k, v = cast(Block, layer).step(x, state[2 * i], state[2 * i + 1])
+            new += [k, v]
+        out: Tensor = self.readout(self.norm_f(x))
+        return out, tuple(new)
+
+    @classmethod
+    def check_options(cls, width: int, o: dict[str, Any]) -> None:
+        check_attention_options(cls.family, width, o)

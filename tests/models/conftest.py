@@ -1,0 +1,49 @@
+"""Shared configurations: one small instance of every family and notable variant."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+
+VOCAB = 7
+WIDTH = 8
+
+# (family, options) — small enough that every test over all of them stays fast
+CONFIGS: list[tuple[str, dict[str, Any]]] = [
+    ("elman", {}),
+    ("elman", {"nonlinearity": "sigmoid"}),
+    ("elman", {"nonlinearity": "relu", "layers": 2}),
+    ("lstm", {}),
+    ("lstm", {"layers": 2, "embedding": "onehot"}),
+    ("gru", {}),
+    ("gru", {"layers": 2, "embed_dim": 5}),
+    ("rag", {"cell": "lstm"}),
+    ("ssm", {}),
+    ("ssm", {"layers": 2, "state_dim": 3, "gate": False, "layer_norm": False}),
+    ("transformer", {}),
+    ("transformer", {"layers": 2, "heads": 2, "pos": "rope"}),
+    ("transformer", {"pos": "sinusoidal", "mlp_width": 0, "layer_norm": False, "bias": False}),
+    ("transformer", {"pos": "none", "heads": 4, "head_dim": 3, "attn_scale": 1.0}),
+    ("hybrid", {}),
+    ("hybrid", {"base": "gru", "layers": 2, "pos": "learned", "heads": 2}),
+    ("hybrid", {"base": "ssm", "pos": "rope", "heads": 2}),
+    ("hybrid", {"base": "elman", "nonlinearity": "sigmoid", "embedding": "onehot"}),
+]
+
+
+def config_id(cfg: tuple[str, dict[str, Any]]) -> str:
+    family, opts = cfg
+    return family + ("-" + ",".join(f"{k}={v}" for k, v in opts.items()) if opts else "")
+
+
+@pytest.fixture(params=CONFIGS, ids=[config_id(c) for c in CONFIGS])
+def config(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
+    cfg: tuple[str, dict[str, Any]] = request.param
+    return cfg
+
+
+def tokens(*shape: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, VOCAB, shape, generator=g)
