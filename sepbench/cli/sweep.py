@@ -19,7 +19,9 @@ def register(sub: Any) -> None:
         description="Run or resume a study: every trial is stored as it finishes, so an "
         "interrupted study continues where it stopped when run again.",
     )
-    p.add_argument("study", metavar="STUDY.toml", help="the study spec (TOML)")
+    p.add_argument(
+        "study", metavar="STUDY", help="the study spec (a TOML file, or a built-in study's name)"
+    )
     p.add_argument(
         "--executor",
         choices=("local", "ray", "inline"),
@@ -28,6 +30,7 @@ def register(sub: Any) -> None:
     p.add_argument("--workers", type=int, help="concurrent trials (0 = one per core)")
     p.add_argument("--threads", type=int, help="threads per trial (default 1)")
     p.add_argument("--address", help="Ray cluster address (with --executor ray)")
+    p.add_argument("--device", help="torch device for training, e.g. cuda (default: cpu)")
     p.add_argument(
         "--out",
         metavar="DIR",
@@ -63,7 +66,7 @@ def register(sub: Any) -> None:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    spec = sweep.load_spec(args.study)
+    spec = _load(args.study)
     if args.workers is not None and args.workers < 0:
         raise UserError(f"--workers must be >= 0 (0 = one per core), got {args.workers}")
     if args.threads is not None and args.threads < 1:
@@ -84,6 +87,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         workers=args.workers,
         threads=args.threads,
         address=args.address,
+        device=args.device,
         progress=not args.no_progress,
     )
     print(summary.table())
@@ -94,6 +98,21 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if summary.violations:
         print(f"note: {summary.violations} search(es) saw non-monotone outcomes (see --searches)")
     return 0
+
+
+def _load(study: str) -> sweep.StudySpec:
+    from pathlib import Path
+
+    from sepbench.sweep.spec import builtin_studies, load_builtin
+
+    if not Path(study).exists() and study in builtin_studies():
+        return load_builtin(study)
+    if not Path(study).exists():
+        raise UserError(
+            f"study spec {study!r} does not exist (built-in studies: "
+            f"{', '.join(builtin_studies())})"
+        )
+    return sweep.load_spec(study)
 
 
 def cmd_show(args: argparse.Namespace) -> int:

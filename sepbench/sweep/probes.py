@@ -27,26 +27,41 @@ if TYPE_CHECKING:
 class TrainingProbe:
     """Build ``models.build(family, vocab, width, **options)`` and ``training.fit`` it.
 
-    The model's initial weights come from torch's generator seeded with
-    ``derive_seed(trial seed, "init")``; the trainer derives its own data streams from the
-    trial seed. ``device``: passed to fit (default: CPU). Inside a sweep worker, training uses
-    the worker's thread count.
+    Initial weights: ``models.build(..., seed=derive_seed(trial seed, "init"))``; the trainer
+    derives its own data streams from the trial seed. ``device``: passed to fit (default: the
+    model's, CPU). Inside a sweep worker, training uses the worker's thread count.
     """
 
     device: str | None = None
 
     def validate(self, spec: StudySpec) -> None:
-        try:
-            from sepbench import models, training
-        except ImportError as exc:  # pragma: no cover - during development only
-            raise UserError(f"training is not available in this installation: {exc}") from None
-        families = _families(models)
+        """Check families, options and budget before any trial runs.
+
+        Each model is built (tiny, on CPU) at the two smallest widths of its grid, so an
+        option that needs a width multiple (e.g. attention heads) is reported up front.
+        """
+        from sepbench import models, tasks, training
+
+        families = models.families()
+        vocab = max(len(tasks.make(t.name, **t.params).vocab) for t in spec.tasks)
         for i, (m, _) in enumerate(spec.model_labels()):
-            if families is not None and m.family not in families:
+            if m.family not in families:
                 raise UserError(
                     f"models[{i}].family: unknown model family '{m.family}'; "
-                    f"known: {', '.join(sorted(families))}"
+                    f"known: {', '.join(families)}"
                 )
+            grid = spec.width_for(m)
+            first = -(-grid.min // grid.resolution) * grid.resolution
+            for width in (first, first + grid.resolution):
+                if width > grid.max:
+                    break
+                try:
+                    models.build(m.family, vocab, width, seed=0, options=m.options)
+                except ValueError as exc:
+                    hint = " (width.resolution sets the step of the widths searched)"
+                    raise UserError(
+                        f"models[{i}] at width {width}: {exc}" + (hint if width != first else "")
+                    ) from None
         reference = min(spec.lengths)
         for n in spec.lengths:
             try:
@@ -55,8 +70,6 @@ class TrainingProbe:
                 raise UserError(f"budget: {exc}") from None
 
     def __call__(self, trial: TrialSpec) -> ProbeOutcome:
-        import torch
-
         from sepbench import models, tasks, training
         from sepbench.sweep.executors import worker_threads
 
@@ -70,9 +83,13 @@ class TrainingProbe:
                 **trial.budget.options,
             }
         )
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(derive_seed(trial.seed, "init"))
-            model = models.build(trial.family, len(task.vocab), trial.width, **trial.model_options)
+        model = models.build(
+            trial.family,
+            len(task.vocab),
+            trial.width,
+            seed=derive_seed(trial.seed, "init"),
+            options=trial.model_options,
+        )
         result = training.fit(
             model,
             task,
@@ -90,14 +107,6 @@ class TrainingProbe:
             wall_s=float(result.wall_time),
             details=result.to_dict(),
         )
-
-
-def _families(models: Any) -> set[str] | None:
-    for attr in ("families", "names"):
-        fn = getattr(models, attr, None)
-        if callable(fn):
-            return set(fn())
-    return None
 
 
 def _budget_fields(spec: StudySpec, length: int, reference: int) -> dict[str, Any]:

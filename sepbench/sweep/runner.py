@@ -48,6 +48,7 @@ def run_study(
     workers: int | None = None,
     threads: int | None = None,
     address: str | None = None,
+    device: str | None = None,
     probe: ProbeFn | None = None,
     progress: bool = True,
 ) -> StudySummary:
@@ -55,17 +56,17 @@ def run_study(
 
     ``spec``: a :class:`StudySpec` or a TOML path. ``out_dir``: where the store goes (see
     :func:`store_path`), or give ``store`` (a file path) directly. ``executor``, ``workers``,
-    ``threads``, ``address`` override the spec's ``[executor]`` table. ``probe``: the trial
-    runner (default :class:`~sepbench.sweep.probes.TrainingProbe`). Trials already in the store
-    are never rerun; an interrupted study (Ctrl-C, kill -9, a crash) is resumed by calling this
-    again with the same spec.
+    ``threads``, ``address``, ``device`` override the spec's ``[executor]`` table. ``probe``:
+    the trial runner (default :class:`~sepbench.sweep.probes.TrainingProbe` on ``device``).
+    Trials already in the store are never rerun; an interrupted study (Ctrl-C, kill -9, a
+    crash) is resumed by calling this again with the same spec.
     """
     if not isinstance(spec, StudySpec):
         spec = load_spec(spec)
     if probe is None:
         from sepbench.sweep.probes import TrainingProbe
 
-        probe = TrainingProbe()
+        probe = TrainingProbe(device=device or spec.executor.device)
     validate = getattr(probe, "validate", None)
     if callable(validate):
         validate(spec)

@@ -45,6 +45,7 @@ against :mod:`sepbench.tasks` when the spec is built.
 
 from __future__ import annotations
 
+import importlib.resources
 import math
 import os
 import tomllib
@@ -206,6 +207,8 @@ class ExecutorSpec(_Strict):
     workers: int = Field(default=0, ge=0)
     """Concurrent trials; 0 = one per core (local) or the cluster's CPUs (ray)."""
     threads_per_worker: int = Field(default=1, ge=1)
+    device: str | None = None
+    """Torch device of the training probe (``cpu``, ``cuda``, ``cuda:1``); none = CPU."""
     address: str | None = None
     """Ray cluster address (``ray://host:10001`` or ``auto``); none = a local Ray instance."""
 
@@ -308,6 +311,23 @@ class StudySpec(_Strict):
     def to_toml(self) -> str:
         """The spec as TOML that :func:`load_spec` reads back to an equal spec."""
         return _to_toml(self.model_dump(mode="json", exclude_none=True))
+
+
+def builtin_studies() -> list[str]:
+    """Names of the studies shipped in ``sepbench/sweep/studies/``."""
+    folder = importlib.resources.files("sepbench.sweep").joinpath("studies")
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def load_builtin(name: str) -> StudySpec:
+    """A shipped study by name (see :func:`builtin_studies`)."""
+    if name not in builtin_studies():
+        raise UserError(
+            f"unknown built-in study '{name}'; built-in: {', '.join(builtin_studies())}"
+        )
+    resource = importlib.resources.files("sepbench.sweep").joinpath("studies", f"{name}.toml")
+    with importlib.resources.as_file(resource) as path:
+        return load_spec(path)
 
 
 def _auto_label(name: str, params: dict[str, Any], all_names: list[str]) -> str:
