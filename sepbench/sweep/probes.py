@@ -67,7 +67,8 @@ class TrainingProbe:
             try:
                 training.Budget.from_dict(_budget_fields(spec, n, reference))
             except ValueError as exc:
-                raise UserError(f"budget: {exc}") from None
+                msg = str(exc)
+                raise UserError(msg if msg.startswith("budget") else f"budget: {msg}") from None
 
     def __call__(self, trial: TrialSpec) -> ProbeOutcome:
         from sepbench import models, tasks, training
