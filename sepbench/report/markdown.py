@@ -1,0 +1,301 @@
+"""report.md: the study in numbers, the verdict table, and the figures in context."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from sepbench import __version__
+from sepbench.report.data import NO_THEOREM, PairData, ReportData
+
+OUTCOME_MARK = {
+    "consistent": "consistent",
+    "inconsistent": "**inconsistent**",
+    "undecided": "undecided",
+    NO_THEOREM: "n/a (no theorem)",
+}
+
+
+def _cell(text: object) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _table(head: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.2f} h"
+
+
+def _images(figures: Mapping[str, Sequence[str]], key: str, alt: str) -> list[str]:
+    paths = figures.get(key)
+    if not paths:
+        return []
+    png = next((p for p in paths if p.endswith(".png")), paths[0])
+    others = " · ".join(f"[{p.rsplit('.', 1)[-1].upper()}]({p})" for p in paths if p != png)
+    return [f"![{alt}]({png})", "", others, ""] if others else [f"![{alt}]({png})", ""]
+
+
+def theorems_text(pair: PairData) -> str:
+    if not pair.verdicts:
+        return "—"
+    return "; ".join(
+        f"{v.result_id} ({v.direction}, {v.form}: {v.statement}): {v.outcome}"
+        for v in pair.verdicts
+    )
+
+
+def render(data: ReportData, figures: Mapping[str, Sequence[str]]) -> str:
+    """The markdown text; ``figures`` maps figure keys to paths relative to report.md."""
+    s = data.summary
+    spec = data.spec
+    out: list[str] = [f"# Width-scaling report: {data.study}", ""]
+    if spec is not None and spec.description:
+        out += [spec.description, ""]
+    done = sum(x.status == "done" for x in s.searches)
+    censored = [x for x in s.searches if x.status == "censored"]
+    incomplete = sum(x.status == "incomplete" for x in s.searches)
+    violations = [x for x in s.searches if x.violations]
+    out += [
+        f"- store: `{data.store_path}` (spec {data.spec_hash[:12]}"
+        + (f", created {data.created}" if data.created else "")
+        + ")",
+        f"- generated {data.generated} by sepbench {__version__}",
+        f"- trials: {s.trials} stored; searches: {len(s.searches)} "
+        f"({done} found a width, {len(censored)} censored, {incomplete} unfinished)",
+        f"- wall time: {_duration(data.trial_wall_s)} of training in trials; "
+        f"{_duration(data.elapsed_s())} from first to last stored trial"
+        + (f"; {_duration(s.wall_s)} in the run that produced this summary" if s.wall_s else ""),
+        f"- monotonicity violations: {len(violations)} search(es)",
+        f"- censored points: {len(censored)} seed(s) found no width up to the maximum",
+    ]
+    if spec is not None:
+        ref = min(spec.lengths)
+        steps = ", ".join(f"N={n}: {spec.budget.steps_at(n, ref)}" for n in spec.lengths)
+        b = spec.budget
+        opts = f", options {dict(b.options)}" if b.options else ""
+        out += [
+            f"- lengths N: {', '.join(map(str, spec.lengths))}; seeds: "
+            f"{', '.join(map(str, spec.seeds))}; accuracy threshold {spec.threshold:g}; "
+            f"study seed {spec.seed}",
+            f"- widths searched: {spec.width.min}..{spec.width.max} step {spec.width.resolution}"
+            f" ({spec.width.reprobes} re-probe(s) on a monotonicity violation)"
+            + "".join(
+                f"; {label}: {m.width.min}..{m.width.max} step {m.width.resolution}"
+                for m, label in spec.model_labels()
+                if m.width is not None
+            ),
+            f"- budget: {b.steps} steps at N={b.reference_length or ref}, scaled {b.scale}"
+            + (f", capped at {b.steps_cap}" if b.steps_cap else "")
+            + f" ({steps}); batch {b.batch_size}, lr {b.lr:g}{opts}",
+        ]
+    if not s.complete:
+        out += [
+            "",
+            "> The study is unfinished: unfinished searches are left out of the "
+            "curves and fits; run the study again to resume it.",
+        ]
+    out += ["", *(f"> {n}" for n in data.notes)] if data.notes else []
+    out += _conventions(data)
+    out += ["", "## Verdicts", ""]
+    out += [
+        "One row per (task, model). *Measured* is the growth law the AICc (AIC for < 5 points) "
+        "prefers among constant, log, linear and power fits of the per-seed minimal widths; "
+        "α is the power-law exponent with its bootstrap CI. *Outcome* combines the theorems of "
+        "the model's class: inconsistent if any is, else undecided if any is, else consistent. "
+        "The reason quoted is the deciding theorem's; all of them follow the table.",
+        "",
+    ]
+    rows = []
+    for p in data.pairs:
+        rows.append(
+            (
+                p.task.label,
+                p.model.label,
+                p.model_class or "—",
+                p.measured_law(),
+                p.alpha_text(),
+                theorems_text(p),
+                OUTCOME_MARK[p.outcome],
+                p.reason or p.fit_note or "—",
+            )
+        )
+    out += _table(
+        (
+            "task",
+            "model",
+            "class",
+            "measured (best law)",
+            "α [CI]",
+            "theorem(s)",
+            "outcome",
+            "reason",
+        ),
+        rows,
+    )
+    detail = [
+        (
+            p.task.label,
+            p.model.label,
+            v.result_id,
+            v.direction,
+            v.form,
+            "—" if v.bound_at_max is None else f"{v.bound_at_max:.3g} (N={v.bound_length})",
+            v.outcome,
+            v.reason,
+            v.interpretation,
+        )
+        for p in data.pairs
+        for v in p.verdicts
+    ]
+    if detail:
+        out += [
+            "",
+            "### Every theorem against every curve",
+            "",
+            "*Bound* is the theorem's width at the largest fitted N in the searched width's units "
+            "(the lower side for lower and tight results, the construction's width for upper "
+            "ones).",
+            "",
+        ]
+        out += _table(
+            (
+                "task",
+                "model",
+                "result",
+                "direction",
+                "form",
+                "bound",
+                "outcome",
+                "reason",
+                "what it means for a trained width",
+            ),
+            detail,
+        )
+    for task in data.tasks:
+        pairs = data.pairs_for(task.label)
+        out += ["", f"## {task.label}", ""]
+        if task.params:
+            params = ", ".join(f"{k}={v}" for k, v in sorted(task.params.items()))
+            out += [f"Task `{task.name}` with {params}.", ""]
+        out += _images(figures, f"separation/{task.label}", f"{task.label}: separation plot")
+        for p in pairs:
+            out += _pair_section(p, figures)
+    out += _problems(data)
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _conventions(data: ReportData) -> list[str]:
+    p = data.precision_bits
+    notes = sorted({q.state_note for q in data.pairs if q.state_note})
+    conv = [
+        "",
+        "## How to read this report",
+        "",
+        "- The y axis is the searched **width**: hidden units (RNN, SSM channels) or d_model "
+        "(Transformer). x is N on a log2 axis, so a log-N law is a straight line.",
+        f"- RNN lower bounds bound the **state** m·p in bits; they are turned into widths with "
+        f"p = {p} bits per number (float32: every one of its 2^32 bit patterns counts, so a "
+        "24-bit mantissa would overstate the bound) and divided by the state numbers per unit "
+        "of width. Verdicts for RNN classes are computed on the state (width × that factor)."
+        + (" Here: " + "; ".join(notes) + "." if notes else ""),
+        "- Upper bounds are drawn as the theorem's construction width (exact constants unless "
+        "marked *form only*). A trained width above a construction is no contradiction: "
+        "trained widths say what training finds (learnability), constructions what exists.",
+        "- Lower bounds of RNNs and one-layer Transformers bind only at large N (B24: 128 units "
+        "× 64 bits only beyond N ≈ 8k). At laboratory N a trained width far above them is a "
+        "statement about learnability; a width *below* a lower bound would be a bug report.",
+        "- At laboratory N, log versus linear is often undecided: the verdict says so rather "
+        "than guessing. Censored widths (no width up to the search maximum reached the "
+        "threshold) are drawn as hollow triangles at the maximum, counted, and left out of the "
+        "fits; a form verdict that would be *consistent* on such a curve is reported "
+        "*undecided*.",
+    ]
+    return conv
+
+
+def _pair_section(p: PairData, figures: Mapping[str, Sequence[str]]) -> list[str]:
+    key = f"{p.task.label}/{p.model.label}"
+    out = ["", f"### {p.task.label} — {p.model.label}", ""]
+    fam = p.model.family or "unknown family"
+    opts = ", ".join(f"{k}={v}" for k, v in sorted(p.model.options.items()))
+    out += [
+        f"Family `{fam}`"
+        + (f" ({opts})" if opts else "")
+        + f"; theory class: {p.model_class or '—'}"
+        + (f"; {p.state_note}" if p.state_note else "")
+        + f". Outcome: **{p.outcome}**.",
+        "",
+    ]
+    out += _images(figures, f"width/{key}", f"{key}: minimal width vs N")
+    rows = [
+        (
+            r.length,
+            r.median_text(),
+            r.range_text(),
+            f"{r.finished}/{r.seeds}",
+            r.censored,
+            r.violations,
+        )
+        for r in p.rows
+    ]
+    if rows:
+        out += _table(("N", "median width", "range", "seeds", "censored", "violations"), rows)
+        out += [""]
+    if p.fit is not None:
+        out += ["```", p.fit.summary(), "```", ""]
+    if p.fit_note:
+        out += [f"Fit: {p.fit_note}.", ""]
+    for c in p.constructions:
+        pts = ", ".join(f"N={n}: {w:g}" for n, w in c.points)
+        out += [f"Construction `{c.name}` ({c.result_id}): {pts}.", ""]
+    out += _images(figures, f"heatmap/{key}", f"{key}: accuracy heatmap")
+    out += _images(figures, f"lengths/{key}", f"{key}: length generalisation")
+    return out
+
+
+def _problems(data: ReportData) -> list[str]:
+    s = data.summary
+    out = ["", "## Monotonicity violations and censored points", ""]
+    viol = [x for x in s.searches if x.violations]
+    if viol:
+        out += [
+            "A violation is a width that failed while a smaller one succeeded in the same "
+            "search; the search re-probes it and decides by the rule in docs/sweeps.md.",
+            "",
+        ]
+        out += _table(
+            ("task", "model", "N", "seed", "violations (ok<failed)", "resolved", "width"),
+            [
+                (
+                    x.task,
+                    x.model,
+                    x.length,
+                    x.replicate,
+                    ", ".join(f"{a}<{b}" for a, b in x.violations),
+                    "yes" if x.consistent else "no",
+                    x.width_text(),
+                )
+                for x in viol
+            ],
+        )
+    else:
+        out += ["No search saw a monotonicity violation."]
+    cens = [x for x in s.searches if x.status == "censored"]
+    out += [""]
+    if cens:
+        out += _table(
+            ("task", "model", "N", "seed", "width"),
+            [(x.task, x.model, x.length, x.replicate, x.width_text()) for x in cens],
+        )
+    else:
+        out += ["No censored points: every finished search found a width."]
+    return out

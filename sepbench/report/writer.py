@@ -1,0 +1,269 @@
+"""write_report: render a study into a report directory, atomically.
+
+The directory is built under a temporary name beside ``out_dir`` and moved into place only
+when every file is written: on Linux the two directories are swapped in one ``renameat2``
+(RENAME_EXCHANGE) call; elsewhere the old directory is renamed aside, the new one renamed into
+place and the old one deleted. An interrupted report (an exception, Ctrl-C, kill -9) therefore
+leaves the previous report untouched; a killed run's temporary directory is removed by the next
+report written to the same place.
+
+A directory is only ever replaced if it is empty or holds a previous report (the marker file
+:data:`MARKER`), so ``--out`` pointed at the wrong directory is an error, not a deletion.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sepbench.errors import UserError
+from sepbench.report import markdown, plots
+from sepbench.report.data import DEFAULT_PRECISION_BITS, ReportData, collect
+
+if TYPE_CHECKING:
+    from sepbench.sweep.store import Store
+    from sepbench.sweep.summary import StudySummary
+
+MARKER = ".sepbench-report"
+REPORT_NAME = "report.md"
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def write_report(
+    source: Store | StudySummary | str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    constructions: Any = None,
+    *,
+    precision_bits: int = DEFAULT_PRECISION_BITS,
+    formats: Sequence[str] = plots.FORMATS,
+    n_boot: int = 1000,
+) -> Path:
+    """Write ``out_dir/report.md`` with its figures (``out_dir/figures/*.png|svg``) and
+    ``report.json`` (the verdict table as data); return the path of report.md.
+
+    ``source``: an open :class:`~sepbench.sweep.Store`, a
+    :class:`~sepbench.sweep.StudySummary` (its store is read for the spec and trials when it
+    can be), or the path of a store / of a directory holding exactly one store.
+    ``constructions``: construction widths, ``{name: [(N, width), ...]}`` (see
+    :func:`~sepbench.report.data.construction_curves` for the accepted forms).
+    ``precision_bits``: p used to turn state-bit lower bounds into widths (default 32).
+    """
+    bad = [f for f in formats if f not in ("png", "svg", "pdf")]
+    if bad or not formats:
+        raise UserError(f"figure formats must be among png, svg, pdf; got {list(formats)}")
+    dest = Path(out_dir)
+    _check_destination(dest)
+    data = collect(source, constructions, precision_bits=precision_bits, n_boot=n_boot)
+    parent = dest.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create {str(parent)!r}: {exc.strerror}") from None
+    _remove_stale(parent, dest.name)
+    try:
+        tmp = Path(
+            tempfile.mkdtemp(prefix=f".{dest.name}.{os.getpid()}.", suffix=".tmp", dir=parent)
+        )
+    except OSError as exc:
+        raise UserError(f"cannot write a report in {str(parent)!r}: {exc.strerror}") from None
+    try:
+        render_into(tmp, data, formats)
+        _swap_into_place(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dest / REPORT_NAME
+
+
+def _check_destination(dest: Path) -> None:
+    if dest.exists() and not dest.is_dir():
+        raise UserError(f"report directory {str(dest)!r} exists and is not a directory")
+    if dest.is_dir():
+        try:
+            entries = list(dest.iterdir())
+        except OSError as exc:
+            raise UserError(f"cannot read {str(dest)!r}: {exc.strerror}") from None
+        if entries and not (dest / MARKER).exists():
+            raise UserError(
+                f"{str(dest)!r} exists and does not hold a sepbench report; choose another "
+                "output directory (a report replaces its directory as a whole)"
+            )
+    for part in [dest, *dest.parents]:
+        if part.exists():
+            if not part.is_dir():
+                raise UserError(f"cannot write a report under {str(part)!r}: not a directory")
+            break
+
+
+def _remove_stale(parent: Path, name: str) -> None:
+    """Delete temporary report directories left by killed processes."""
+    pattern = re.compile(rf"^\.{re.escape(name)}\.(\d+)\..*\.(tmp|old)$")
+    with contextlib.suppress(OSError):
+        for entry in parent.iterdir():
+            m = pattern.match(entry.name)
+            if m and entry.is_dir() and not _alive(int(m.group(1))):
+                shutil.rmtree(entry, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # a leftover of this very process (an earlier, interrupted call)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two directories (Linux renameat2); False where unsupported."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    if fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def _swap_into_place(tmp: Path, dest: Path) -> None:
+    try:
+        if not dest.exists():
+            os.rename(tmp, dest)
+            return
+        if _exchange(tmp, dest):
+            shutil.rmtree(tmp, ignore_errors=True)  # tmp now holds the previous report
+            return
+        old = dest.with_name(f".{dest.name}.{os.getpid()}.{tmp.name[-12:]}.old")
+        os.rename(dest, old)
+        os.rename(tmp, dest)
+        shutil.rmtree(old, ignore_errors=True)
+    except OSError as exc:
+        raise UserError(f"cannot move the report into {str(dest)!r}: {exc.strerror}") from None
+
+
+def _slug(text: str) -> str:
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")
+    return slug or "x"
+
+
+def render_into(directory: Path, data: ReportData, formats: Sequence[str]) -> None:
+    """Write the figures, report.md, report.json and the marker into ``directory``."""
+    fig_dir = directory / "figures"
+    fig_dir.mkdir()
+    figures: dict[str, list[str]] = {}
+    threshold = data.spec.threshold if data.spec is not None else None
+    used: set[str] = set()
+
+    def emit(key: str, fig: Any, *parts: str) -> None:
+        if fig is None:
+            return
+        stem = "__".join(_slug(p) for p in parts)
+        while stem in used:
+            stem += "_"
+        used.add(stem)
+        paths = plots.save(fig, fig_dir / stem, formats)
+        figures[key] = [str(p.relative_to(directory)) for p in paths]
+
+    for task in data.tasks:
+        pairs = data.pairs_for(task.label)
+        emit(
+            f"separation/{task.label}",
+            plots.separation_figure(task, pairs, data.precision_bits),
+            "separation",
+            task.label,
+        )
+        for p in pairs:
+            key = f"{p.task.label}/{p.model.label}"
+            emit(
+                f"width/{key}",
+                plots.width_figure(p, data.precision_bits),
+                "width",
+                p.task.label,
+                p.model.label,
+            )
+            emit(
+                f"heatmap/{key}",
+                plots.heatmap_figure(p, threshold),
+                "heatmap",
+                p.task.label,
+                p.model.label,
+            )
+            emit(f"lengths/{key}", plots.length_figure(p), "lengths", p.task.label, p.model.label)
+    (directory / REPORT_NAME).write_text(markdown.render(data, figures), encoding="utf-8")
+    (directory / "report.json").write_text(
+        json.dumps(report_json(data, figures), indent=2, ensure_ascii=False) + "\n",
+        encoding="utf-8",
+    )
+    (directory / MARKER).write_text(f"{data.study} {data.spec_hash}\n", encoding="utf-8")
+
+
+def report_json(data: ReportData, figures: dict[str, list[str]]) -> dict[str, Any]:
+    """The verdict table and the study's counts as plain data."""
+    s = data.summary
+    pairs = []
+    for p in data.pairs:
+        fit = p.fit
+        pairs.append(
+            {
+                "task": p.task.label,
+                "model": p.model.label,
+                "family": p.model.family,
+                "model_class": p.model_class,
+                "state_per_width": p.state_factor,
+                "best_law": fit.best if fit else None,
+                "law": fit.laws[fit.best].formula() if fit else None,
+                "criterion": fit.criterion if fit else None,
+                "alpha": fit.alpha if fit else None,
+                "alpha_ci": list(fit.alpha_ci) if fit and fit.alpha_ci else None,
+                "outcome": p.outcome,
+                "reason": p.reason,
+                "fit_note": p.fit_note,
+                "censored": len(p.censored),
+                "violations": len(p.violations),
+                "verdicts": [
+                    {
+                        "result_id": v.result_id,
+                        "direction": v.direction,
+                        "form": v.form,
+                        "outcome": v.outcome,
+                        "reason": v.reason,
+                        "bound_at_max_length": v.bound_at_max,
+                    }
+                    for v in p.verdicts
+                ],
+            }
+        )
+    return {
+        "study": data.study,
+        "spec_hash": data.spec_hash,
+        "store": data.store_path,
+        "generated": data.generated,
+        "precision_bits": data.precision_bits,
+        "trials": s.trials,
+        "searches": len(s.searches),
+        "censored": sum(x.status == "censored" for x in s.searches),
+        "incomplete": sum(x.status == "incomplete" for x in s.searches),
+        "violations": s.violations,
+        "trial_wall_s": data.trial_wall_s,
+        "pairs": pairs,
+        "figures": figures,
+    }
