@@ -47,3 +47,12 @@ def config(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
 def tokens(*shape: int, seed: int = 0) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     return torch.randint(0, VOCAB, shape, generator=g)
+
+
+@pytest.fixture(autouse=True, scope="package")
+def _one_thread() -> Any:
+    """Tiny tensors: one intra-op thread is faster and keeps timings stable on shared CPUs."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
