@@ -129,6 +129,11 @@ def cmd_show(args: argparse.Namespace) -> int:
         + ("" if summary.complete else " (incomplete: run the study again to resume)")
     )
     print(summary.table())
+    if summary.extra.get("orphan_trials"):
+        print(
+            f"warning: {summary.extra['orphan_trials']} stored trials match no search of the "
+            "spec as this sepbench resolves it (written by another version?)"
+        )
     if args.searches:
         print()
         for s in summary.searches:

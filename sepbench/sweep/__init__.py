@@ -43,6 +43,7 @@ _EXPORTS = {
     "Observation": "search",
     "Probe": "search",
     "next_probe": "search",
+    "find_min_width": "search",
     "Budget": "spec",
     "ExecutorSpec": "spec",
     "ModelSpec": "spec",
@@ -68,7 +69,7 @@ if TYPE_CHECKING:
     from sepbench.sweep.plan import SearchPlan, plan_study
     from sepbench.sweep.probes import FakeProbe, TrainingProbe
     from sepbench.sweep.runner import run_study, store_path
-    from sepbench.sweep.search import Done, Grid, Observation, Probe, next_probe
+    from sepbench.sweep.search import Done, Grid, Observation, Probe, find_min_width, next_probe
     from sepbench.sweep.spec import (
         Budget,
         ExecutorSpec,
@@ -107,6 +108,7 @@ __all__ = [
     "WidthRow",
     "WidthSearch",
     "derive_seed",
+    "find_min_width",
     "load_spec",
     "next_probe",
     "plan_study",

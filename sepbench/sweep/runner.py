@@ -86,6 +86,13 @@ def run_study(
     start = time.perf_counter()
     with Store.for_study(path, spec) as db:
         stored = db.count()
+        orphans = set(db.observations()) - {p.search_key for p in plans}
+        if orphans:
+            raise UserError(
+                f"{path}: {len(orphans)} stored searches do not match this study's trials as "
+                "this sepbench resolves them (task defaults changed since they ran?); resume "
+                "with the sepbench version that wrote the store, or use another --out directory"
+            )
         driver = _Driver(plans, db, progress)
         if driver.pending():
             pool = make_executor(kind, probe, n_workers, n_threads, address or ex_spec.address)

@@ -31,7 +31,7 @@ when ``t`` is a power of two — at most ``2·ceil(log2 t) + 1`` (2 when t = 1).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 
@@ -159,6 +159,24 @@ def next_probe(history: Iterable[Observation], grid: Grid, reprobes: int = 1) ->
         return done(hi)
     k = min(2 * hi, grid.k_max)
     return Probe(grid.width(k), attempts.get(k, 0), "witness")
+
+
+def find_min_width(
+    oracle: Callable[[int, int], bool], grid: Grid, reprobes: int = 1
+) -> tuple[Done, list[Observation]]:
+    """Run one search in-process: ``oracle(width, attempt) -> reached``, no store.
+
+    For anything whose success is (supposed to be) monotone in width — e.g. the smallest width
+    at which a hand-built construction still verifies. Returns the verdict and the probes made.
+    """
+    history: list[Observation] = []
+    while True:
+        step = next_probe(history, grid, reprobes)
+        if isinstance(step, Done):
+            return step, history
+        history.append(
+            Observation(step.width, step.attempt, bool(oracle(step.width, step.attempt)))
+        )
 
 
 def expected_probes(grid: Grid) -> float:

@@ -221,7 +221,9 @@ def width_rows(results: Sequence[SearchResult]) -> list[WidthRow]:
 def summarize(store: Store, new_trials: int = 0, wall_s: float = 0.0) -> StudySummary:
     """The summary of a store, from its own spec and trials."""
     plans = plan_study(store.spec())
-    results = search_results(plans, store.observations())
+    observations = store.observations()
+    results = search_results(plans, observations)
+    orphans = set(observations) - {p.search_key for p in plans}
     return StudySummary(
         study=store.study,
         spec_hash=store.spec_hash,
@@ -231,6 +233,7 @@ def summarize(store: Store, new_trials: int = 0, wall_s: float = 0.0) -> StudySu
         trials=store.count(),
         new_trials=new_trials,
         wall_s=wall_s,
+        extra={"orphan_trials": sum(len(observations[k]) for k in orphans)} if orphans else {},
     )
 
 

@@ -188,3 +188,22 @@ def test_ray_executor_matches_local(tmp_path: Path) -> None:
         ray.shutdown()
     assert rows(on_ray) == rows(ref)
     assert keys(tmp_path / "a" / "unit.sqlite") == keys(tmp_path / "b" / "unit.sqlite")
+
+
+def test_trials_of_unknown_searches_are_not_silently_mixed(tmp_path: Path) -> None:
+    spec = make_spec()
+    run_study(spec, tmp_path, executor="inline", probe=PROBE, progress=False)
+    path = tmp_path / "unit.sqlite"
+    import sqlite3
+
+    conn = sqlite3.connect(path)  # as if the task's resolved defaults had changed
+    conn.execute("UPDATE trials SET search_key = 'x' || search_key WHERE length = 8")
+    conn.commit()
+    conn.close()
+    with pytest.raises(UserError, match="stored searches do not match"):
+        run_study(spec, tmp_path, executor="inline", probe=PROBE, progress=False)
+    from sepbench.sweep import summarize
+
+    with Store.open(path) as store:
+        summary = summarize(store)
+    assert summary.extra["orphan_trials"] > 0 and not summary.complete

@@ -11,9 +11,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sepbench.sweep import Done, Grid, Observation, Probe, next_probe
+from sepbench.sweep import Done, Grid, Observation, Probe, find_min_width, next_probe
 
 Oracle = Callable[[int, int], bool]  # (width, attempt) -> reached
+
+
+def test_find_min_width_is_the_same_loop() -> None:
+    done, history = find_min_width(lambda w, a: w >= 37, Grid(1, 100))
+    assert done.width == 37 and len(history) == done.probes == expected_count(37)
 
 
 def run(oracle: Oracle, grid: Grid, reprobes: int = 1) -> tuple[Done, list[Probe]]:
