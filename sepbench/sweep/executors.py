@@ -170,7 +170,8 @@ class LocalExecutor:
             except cf.process.BrokenProcessPool:
                 raise RuntimeError(
                     f"a worker process died (killed, or out of memory?) while running "
-                    f"{trial.describe()}"
+                    f"{trial.describe()}; a script that calls run_study must guard its "
+                    "top level with `if __name__ == '__main__':` (workers are spawned)"
                 ) from None
             out.append(_completed(trial, result))
         return out
