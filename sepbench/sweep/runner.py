@@ -22,16 +22,11 @@ from sepbench.errors import UserError
 from sepbench.sweep import DEFAULT_OUT
 from sepbench.sweep.executors import Completed, Executor, ProbeFn, make_executor
 from sepbench.sweep.plan import SearchPlan, plan_study
-from sepbench.sweep.search import (
-    Done,
-    Observation,
-    expected_probes,
-    next_probe,
-    remaining_estimate,
-)
+from sepbench.sweep.search import Done, Observation, bisection_left, expected_probes, next_probe
 from sepbench.sweep.spec import StudySpec, load_spec
 from sepbench.sweep.store import Store
 from sepbench.sweep.summary import StudySummary, summarize
+from sepbench.sweep.trial import TrialSpec
 
 
 def store_path(spec: StudySpec, out_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -116,31 +111,42 @@ class _Driver:
             p.search_key: list(obs.get(p.search_key, [])) for p in plans
         }
         self.stored_keys = store.keys()
+        self._plan = {p.search_key: p for p in plans}
         self.done: dict[str, Done] = {}
-        self.in_flight: dict[str, tuple[SearchPlan, Any]] = {}
+        self.in_flight: dict[str, TrialSpec] = {}
         self.progress = progress
         self.bar: Any = None
-        self._refresh_done()
+        # progress estimates, updated per search as its trials arrive (never used for decisions)
+        self._left: dict[str, tuple[int | None, int]] = {}  # key -> (bisection bound, #trials)
+        self._prior = {p.search_key: expected_probes(p.grid) for p in plans}
+        self._probes_done = 0
+        for plan in plans:
+            self._update(plan)
 
-    def _refresh_done(self) -> None:
-        for p in self.plans:
-            if p.search_key not in self.done:
-                step = next_probe(self.history[p.search_key], p.grid, p.reprobes)
-                if isinstance(step, Done):
-                    self.done[p.search_key] = step
+    def _update(self, plan: SearchPlan) -> None:
+        """Re-derive one search's state after its history changed."""
+        key = plan.search_key
+        history = self.history[key]
+        step = next_probe(history, plan.grid, plan.reprobes)
+        if isinstance(step, Done):
+            self.done[key] = step
+            self._left.pop(key, None)
+            self._probes_done += step.probes
+        elif step.reason == "bisect":
+            self._left[key] = (bisection_left(history, plan.grid), len(history))
+        else:
+            self._left[key] = (None, len(history))
 
     def pending(self) -> bool:
         return len(self.done) < len(self.plans)
 
     # ------------------------------------------------------------------ progress
     def _estimate(self) -> int:
-        finished = [d.probes for d in self.done.values()]
+        """Trials still to run: bisection bounds, else a typical search's length so far."""
+        typical = self._probes_done / len(self.done) if self.done else None
         left = 0.0
-        for p in self.plans:
-            if p.search_key in self.done:
-                continue
-            typical = sum(finished) / len(finished) if finished else expected_probes(p.grid)
-            left += remaining_estimate(self.history[p.search_key], p.grid, typical)
+        for key, (bound, n) in self._left.items():
+            left += bound if bound is not None else max(1.0, (typical or self._prior[key]) - n)
         return math.ceil(left)
 
     def _open_bar(self) -> None:
@@ -192,14 +198,12 @@ class _Driver:
             if key in self.done or key in self.in_flight:
                 continue
             step = next_probe(self.history[key], plan.grid, plan.reprobes)
-            if isinstance(step, Done):
-                self.done[key] = step
-                continue
+            assert not isinstance(step, Done)  # _update marks finished searches
             trial = plan.trial(step.width, step.attempt)
             if trial.key in self.stored_keys:  # would mean the search rule is not a function
                 raise RuntimeError(f"search asked again for stored trial {trial.describe()}")
             pool.submit(trial)
-            self.in_flight[key] = (plan, trial)
+            self.in_flight[key] = trial
 
     def _finish(self, c: Completed) -> None:
         trial = c.trial
@@ -217,6 +221,7 @@ class _Driver:
             Observation(trial.width, trial.attempt, c.outcome.reached)
         )
         del self.in_flight[trial.search_key]
+        self._update(self._plan[trial.search_key])
         self._advance()
 
     def run(self, pool: Executor) -> None:

@@ -185,16 +185,11 @@ def expected_probes(grid: Grid) -> float:
     return math.log2(span) + 2.0
 
 
-def remaining_estimate(history: Iterable[Observation], grid: Grid, typical: float) -> float:
-    """Rough number of probes a search still needs (progress bars and ETA; never decisions)."""
+def bisection_left(history: Iterable[Observation], grid: Grid) -> int:
+    """Probes a search in its bisection phase still needs, at most (progress estimates only)."""
     obs = list(history)
-    step = next_probe(obs, grid)
-    if isinstance(step, Done):
-        return 0.0
-    if step.reason == "bisect":
-        wins = [grid.index(o.width) for o in obs if o.reached]
-        losses = [grid.index(o.width) for o in obs if not o.reached]
-        lo = max(losses) if losses else grid.k_min - 1
-        hi = min((k for k in wins if k > lo), default=lo + 2)
-        return max(1.0, math.ceil(math.log2(max(2, hi - lo))))
-    return max(1.0, typical - len(obs))
+    wins = [grid.index(o.width) for o in obs if o.reached]
+    losses = [grid.index(o.width) for o in obs if not o.reached]
+    lo = max(losses) if losses else grid.k_min - 1
+    hi = min((k for k in wins if k > lo), default=lo + 2)
+    return max(1, math.ceil(math.log2(max(2, hi - lo))))
