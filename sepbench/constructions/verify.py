@@ -1,0 +1,612 @@
+"""Verify hand-built constructions against the tasks' reference answers.
+
+``verify(name, lengths, dtype)`` builds the registered construction at each N and runs it on
+
+1. **every input** of that size when there are at most ``exhaustive_limit`` of them and the task
+   has an enumerator (:data:`ENUMERATORS`: index_lookup — all k^N strings × N queries;
+   string_equality / disjointness — all pairs of halves; dyck — all (2k)^N bracket strings;
+   dyck_next — all valid Dyck-(k, D) strings);
+2. otherwise **structured hard inputs** (:data:`HARD_INPUTS`, at most ``hard_limit`` rows:
+   e.g. for index_lookup the worst case of every bitwise threshold, one position holding a
+   symbol and all others its complement, for evenly spread positions) and **random batches**
+   drawn from the task itself (``samples`` rows; by default as many as a fixed work budget
+   allows at that token length, at least :data:`MIN_SAMPLES`).
+
+Targets of enumerated and structured inputs come from small vectorised solvers written here,
+independently of the task generators (tests compare them with ``Task.solve``). Checking is
+teacher-forced (:func:`~sepbench.constructions.base.check_batch`: the argmax at every supervised
+position); constructions with ``generate=True`` are checked by greedy decoding
+(:func:`sepbench.training.generate.greedy_generate`, the task's retriever in the loop for
+retrieval models) — a row is correct when the generated continuation equals the reference.
+
+Precision: ``dtype`` casts the module (float64, float32, bfloat16, float16); ``bits`` instead
+runs it in float64 with every number rounded to ``bits`` mantissa bits
+(:mod:`~sepbench.constructions.precision`; ``fixed=True``: B24's fixed-point grid).
+
+Each (construction, N, precision) gives one :class:`VerifyRow`: inputs checked (by kind),
+errors, the smallest logit gap (correct logit − best other, over all supervised positions),
+the first counterexample as tokens, and the verdict.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from sepbench.constructions.base import HandBuilt, check_batch, get
+from sepbench.constructions.precision import Rounding, rounded_copy
+from sepbench.errors import UserError
+from sepbench.tasks import IGNORE, Task
+
+DTYPES: dict[str, torch.dtype] = {
+    "float64": torch.float64,
+    "float32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "float16": torch.float16,
+}
+DEFAULT_LENGTHS = (8, 16, 32, 64, 128, 256)
+EXHAUSTIVE_LIMIT = 1 << 16
+"""Enumerate every input when there are at most this many (65,536)."""
+HARD_LIMIT = 64
+"""Rows of structured hard inputs per length (positions spread evenly)."""
+MIN_SAMPLES = 16
+MAX_SAMPLES = 1024
+SAMPLE_WORK = 1 << 27
+"""Default random rows: MAX_SAMPLES, cut so that rows × T² ≤ SAMPLE_WORK (T = token length)."""
+CHUNK_WORK = 1 << 23
+"""Rows per forward pass: rows × T × max(T, width) ≤ CHUNK_WORK."""
+
+
+@dataclass
+class VerifyRow:
+    """The verification of one construction at one N and one precision."""
+
+    construction: str
+    length: int
+    width: int
+    precision: str
+    """``float64`` … ``float16``, ``p=12`` (12 mantissa bits) or ``fixed=12``."""
+    exhaustive: int
+    """Inputs checked by enumeration (every input of this size when > 0)."""
+    hard: int
+    """Structured hard inputs checked."""
+    sampled: int
+    """Random task samples checked."""
+    errors: int
+    min_gap: float
+    """Smallest correct-minus-best-other logit over every supervised position (nan if none)."""
+    counterexample: str | None
+    """The first wrong input as tokens, with the expected and the produced outputs."""
+    seconds: float
+    failure: str | None = None
+    """Why the run itself failed (e.g. a dtype the module does not support), else None."""
+
+    @property
+    def checked(self) -> int:
+        return self.exhaustive + self.hard + self.sampled
+
+    @property
+    def verdict(self) -> str:
+        return "pass" if self.errors == 0 and self.failure is None and self.checked else "fail"
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["checked"] = self.checked
+        out["verdict"] = self.verdict
+        return out
+
+
+# ------------------------------------------------------------------------------------------
+# inputs: enumerations and structured hard cases, with independently computed targets
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Chunk:
+    """Rows to check: token ids, targets (IGNORE where unsupervised), true and prompt lengths."""
+
+    kind: str
+    inputs: np.ndarray
+    targets: np.ndarray
+    lengths: np.ndarray
+    prompt_lengths: np.ndarray
+
+
+def _single(kind: str, inputs: np.ndarray, answers: np.ndarray) -> Chunk:
+    rows, width = inputs.shape
+    targets = np.full((rows, width), IGNORE, dtype=np.int64)
+    targets[:, -1] = answers
+    full = np.full(rows, width, dtype=np.int64)
+    return Chunk(kind, inputs.astype(np.int64), targets, full, full.copy())
+
+
+def _digits(index: np.ndarray, base: int, count: int) -> np.ndarray:
+    """``[len(index), count]`` base-``base`` digits of ``index``, most significant first."""
+    out = np.empty((index.size, count), dtype=np.int64)
+    rest = index.copy()
+    for col in range(count - 1, -1, -1):
+        rest, out[:, col] = np.divmod(rest, base)
+    return out
+
+
+Enumerator = Callable[[Task, int], tuple[int, Callable[[int, int], Chunk]]]
+"""``(task, N) -> (count, chunk)``: the number of enumerated candidates and a function giving
+the rows of candidates ``[start, stop)`` (rows may be fewer after filtering)."""
+
+
+def _enum_index_lookup(task: Task, n: int) -> tuple[int, Callable[[int, int], Chunk]]:
+    k = task.params["alphabet"]
+    sym0, at1 = task.token_to_id["s0"], task.token_to_id["@1"]
+
+    def chunk(start: int, stop: int) -> Chunk:
+        idx = np.arange(start, stop, dtype=np.int64)
+        string, pos = np.divmod(idx, n)
+        x = _digits(string, k, n)
+        inputs = np.concatenate([x + sym0, (pos + at1)[:, None]], axis=1)
+        return _single("exhaustive", inputs, x[np.arange(idx.size), pos] + sym0)
+
+    return k**n * n, chunk
+
+
+def _enum_pairs(task: Task, n: int) -> tuple[int, Callable[[int, int], Chunk]]:
+    """string_equality and disjointness: every pair of halves (x, y)."""
+    if task.name == "string_equality":
+        k, sym0 = task.params["alphabet"], task.token_to_id["s0"]
+        yes, no = task.token_to_id["eq"], task.token_to_id["neq"]
+    else:
+        k, sym0 = 2, task.token_to_id["b0"]
+        yes, no = task.token_to_id["disjoint"], task.token_to_id["intersect"]
+    sep = task.token_to_id["|"]
+
+    def chunk(start: int, stop: int) -> Chunk:
+        idx = np.arange(start, stop, dtype=np.int64)
+        both = _digits(idx, k, 2 * n)
+        x, y = both[:, :n], both[:, n:]
+        inputs = np.concatenate([x + sym0, np.full((idx.size, 1), sep), y + sym0], axis=1)
+        if task.name == "string_equality":
+            positive = (x == y).all(axis=1)
+        else:
+            positive = ~((x == 1) & (y == 1)).any(axis=1)
+        return _single("exhaustive", inputs, np.where(positive, yes, no))
+
+    return k ** (2 * n), chunk
+
+
+def dyck_scan(
+    kinds: np.ndarray, opens: np.ndarray, depth: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Run a Dyck-(k, D) stack over rows of brackets (``kinds`` types, ``opens`` True for
+    openers). Returns (valid prefix so far per step [R, N], stack top per step [R, N] (−1 when
+    empty), final membership [R])."""
+    rows, n = kinds.shape
+    stack = np.zeros((rows, depth + 1), dtype=np.int64)
+    height = np.zeros(rows, dtype=np.int64)
+    ok = np.ones(rows, dtype=bool)
+    valid = np.zeros((rows, n), dtype=bool)
+    tops = np.full((rows, n), -1, dtype=np.int64)
+    r = np.arange(rows)
+    for t in range(n):
+        kind, opener = kinds[:, t], opens[:, t]
+        push = opener & (height < depth)
+        ok &= ~(opener & (height >= depth))
+        top = stack[r, np.maximum(height - 1, 0)]
+        pop = ~opener & (height > 0) & (top == kind)
+        ok &= ~(~opener & ~pop)
+        stack[r[push], height[push]] = kind[push]
+        height = height + push - pop
+        valid[:, t] = ok
+        tops[:, t] = np.where(height > 0, stack[r, np.maximum(height - 1, 0)], -1)
+    return valid, tops, ok & (height == 0)
+
+
+def _enum_dyck(task: Task, n: int) -> tuple[int, Callable[[int, int], Chunk]]:
+    k, depth = task.params["types"], task.params["depth"]
+    first = task.token_to_id["(0"]  # brackets are (0 )0 (1 )1 …: id = first + 2·type + closer
+
+    def strings(start: int, stop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        digits = _digits(np.arange(start, stop, dtype=np.int64), 2 * k, n)
+        return digits + first, digits // 2, digits % 2 == 0
+
+    if task.name == "dyck":
+        yes, no = task.token_to_id["yes"], task.token_to_id["no"]
+
+        def chunk(start: int, stop: int) -> Chunk:
+            ids, kinds, opens = strings(start, stop)
+            _, _, member = dyck_scan(kinds, opens, depth)
+            return _single("exhaustive", ids, np.where(member, yes, no))
+
+    else:
+        empty = task.token_to_id["_"]
+
+        def chunk(start: int, stop: int) -> Chunk:
+            ids, kinds, opens = strings(start, stop)
+            _, tops, member = dyck_scan(kinds, opens, depth)
+            ids, tops = ids[member], tops[member]
+            targets = np.where(tops >= 0, first + 2 * tops + 1, empty)
+            full = np.full(ids.shape[0], n, dtype=np.int64)
+            return Chunk("exhaustive", ids, targets, full, np.ones_like(full))
+
+    return (2 * k) ** n, chunk
+
+
+ENUMERATORS: dict[str, Enumerator] = {
+    "index_lookup": _enum_index_lookup,
+    "string_equality": _enum_pairs,
+    "disjointness": _enum_pairs,
+    "dyck": _enum_dyck,
+    "dyck_next": _enum_dyck,
+}
+"""Tasks whose inputs of one size can be enumerated, by task name."""
+
+
+def _spread(n: int, count: int) -> np.ndarray:
+    """At most ``count`` positions of 0..n−1, evenly spread, always with both ends."""
+    if n <= count:
+        return np.arange(n)
+    return np.unique(np.round(np.linspace(0, n - 1, count)).astype(np.int64))
+
+
+def _hard_index_lookup(task: Task, n: int, limit: int, rng: np.random.Generator) -> Chunk:
+    """Position p holds symbol a, every other position symbol b ≠ a: the worst case of every
+    bitwise threshold on the averaged code (the attention weights depend on p only)."""
+    k = task.params["alphabet"]
+    sym0, at1 = task.token_to_id["s0"], task.token_to_id["@1"]
+    pos = _spread(n, limit)
+    a = rng.integers(0, k, size=pos.size)
+    b = (a + rng.integers(1, k, size=pos.size)) % k
+    x = np.repeat(b[:, None], n, axis=1)
+    x[np.arange(pos.size), pos] = a
+    inputs = np.concatenate([x + sym0, (pos + at1)[:, None]], axis=1)
+    return _single("hard", inputs, a + sym0)
+
+
+def _hard_pairs(task: Task, n: int, limit: int, rng: np.random.Generator) -> Chunk:
+    """One differing (string_equality) or common (disjointness) position i, at evenly spread
+    i, on a background that maximises the other flags' leakage; plus as many positives."""
+    pos = _spread(n, max(1, limit // 2))
+    rows = np.arange(pos.size)
+    sep = task.token_to_id["|"]
+    if task.name == "string_equality":
+        k, sym0 = task.params["alphabet"], task.token_to_id["s0"]
+        x = rng.integers(0, k, size=(pos.size, n))
+        y_neg = x.copy()
+        y_neg[rows, pos] = (x[rows, pos] + rng.integers(1, k, size=pos.size)) % k
+        xs, ys = np.concatenate([x, x]), np.concatenate([y_neg, x])
+        answers = np.r_[
+            np.full(pos.size, task.token_to_id["neq"]), np.full(pos.size, task.token_to_id["eq"])
+        ]
+    else:
+        sym0 = task.token_to_id["b0"]
+        x = np.ones((pos.size, n), dtype=np.int64)  # x all ones, y all zeros: disjoint, dense
+        y = np.zeros((pos.size, n), dtype=np.int64)
+        y_neg = y.copy()
+        y_neg[rows, pos] = 1
+        xs, ys = np.concatenate([x, x]), np.concatenate([y_neg, y])
+        answers = np.r_[
+            np.full(pos.size, task.token_to_id["intersect"]),
+            np.full(pos.size, task.token_to_id["disjoint"]),
+        ]
+    inputs = np.concatenate([xs + sym0, np.full((xs.shape[0], 1), sep), ys + sym0], axis=1)
+    return _single("hard", inputs, answers)
+
+
+HardInputs = Callable[[Task, int, int, np.random.Generator], Chunk]
+HARD_INPUTS: dict[str, HardInputs] = {
+    "index_lookup": _hard_index_lookup,
+    "string_equality": _hard_pairs,
+    "disjointness": _hard_pairs,
+}
+"""Structured worst cases per task name: ``(task, N, max rows, rng) -> Chunk``."""
+
+
+def chunk_rows(tokens: int, width: int) -> int:
+    """Rows per forward pass at this token length and width (bounded memory)."""
+    return int(max(1, min(4096, CHUNK_WORK // (tokens * max(tokens, width)))))
+
+
+HALF_SLOWDOWN = 16
+"""CPU kernels for bfloat16/float16 are this much slower (or more): their default random
+batches are this much smaller."""
+
+
+def default_samples(tokens: int, dtype: str = "float64") -> int:
+    """Random rows checked by default at token length ``tokens``."""
+    work = SAMPLE_WORK // (HALF_SLOWDOWN if dtype in ("bfloat16", "float16") else 1)
+    return int(max(MIN_SAMPLES, min(MAX_SAMPLES, work // (tokens * tokens))))
+
+
+def inputs_for(
+    hb: HandBuilt,
+    *,
+    samples: int | None = None,
+    exhaustive_limit: int = EXHAUSTIVE_LIMIT,
+    hard_limit: int = HARD_LIMIT,
+    seed: int = 0,
+    dtype: str = "float64",
+) -> Iterator[Chunk]:
+    """The chunks of rows :func:`check` runs ``hb`` on (see the module docstring)."""
+    task, n = hb.task, hb.length
+    tokens = task.max_tokens(n)
+    rows = chunk_rows(tokens, hb.width)
+    rng = np.random.default_rng([seed, n])
+    enum = ENUMERATORS.get(task.name)
+    if enum is not None and not hb.generate:
+        count, make = enum(task, n)
+        if count <= exhaustive_limit:
+            for start in range(0, count, rows):
+                yield make(start, min(count, start + rows))
+            return
+    hard = HARD_INPUTS.get(task.name)
+    if hard is not None and hard_limit > 0 and not hb.generate:
+        block = hard(task, n, hard_limit, rng)
+        for start in range(0, block.inputs.shape[0], rows):
+            sl = slice(start, start + rows)
+            yield Chunk(
+                "hard",
+                block.inputs[sl],
+                block.targets[sl],
+                block.lengths[sl],
+                block.prompt_lengths[sl],
+            )
+    total = default_samples(tokens, dtype) if samples is None else int(samples)
+    done = 0
+    while done < total:
+        size = min(rows, total - done)
+        batch = task.sample(n, size, rng=rng)
+        done += size
+        yield Chunk("sampled", batch.inputs, batch.targets, batch.lengths, batch.prompt_lengths)
+
+
+# ------------------------------------------------------------------------------------------
+# running a network on the rows
+# ------------------------------------------------------------------------------------------
+
+
+def _precision_label(dtype: str, bits: int | None, fixed: bool) -> str:
+    if bits is None:
+        return dtype
+    return f"fixed={bits}" if fixed else f"p={bits}"
+
+
+def prepared(module: nn.Module, dtype: str, bits: int | None, fixed: bool) -> nn.Module:
+    """A copy of ``module`` cast to ``dtype`` (or rounded to ``bits`` in float64)."""
+    if bits is not None:
+        return rounded_copy(module, bits, fixed)
+    if dtype not in DTYPES:
+        raise UserError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
+    return copy.deepcopy(module).to(DTYPES[dtype]).eval()
+
+
+def _describe(task: Task, chunk: Chunk, row: int, produced: np.ndarray) -> str:
+    tokens = task.decode(chunk.inputs[row, : chunk.lengths[row]])
+    sup = np.flatnonzero(chunk.targets[row] != IGNORE)
+    want = [task.vocab[int(chunk.targets[row, t])] for t in sup]
+    got = [task.vocab[int(produced[t])] for t in sup]
+    text = " ".join(tokens)
+    if len(text) > 400:
+        text = text[:200] + " … " + text[-150:]
+    bad = [i for i, (w, g) in enumerate(zip(want, got, strict=True)) if w != g]
+    if len(sup) > 1 and bad:
+        i = bad[0]
+        return f"{text}  → at position {int(sup[i])}: expected {want[i]}, got {got[i]}"
+    return f"{text}  → expected {' '.join(want)}, got {' '.join(got)}"
+
+
+def check(
+    hb: HandBuilt,
+    dtype: str = "float64",
+    *,
+    name: str | None = None,
+    bits: int | None = None,
+    fixed: bool = False,
+    samples: int | None = None,
+    exhaustive_limit: int = EXHAUSTIVE_LIMIT,
+    hard_limit: int = HARD_LIMIT,
+    seed: int = 0,
+    stop_at_first: bool = False,
+) -> VerifyRow:
+    """Verify one built network (see the module docstring); ``name`` labels the row."""
+    label = _precision_label(dtype, bits, fixed)
+    start = time.perf_counter()
+    counts = {"exhaustive": 0, "hard": 0, "sampled": 0}
+    errors = 0
+    min_gap = math.inf
+    example: str | None = None
+    failure: str | None = None
+    try:
+        module = prepared(hb.module, dtype, bits, fixed)
+        run = dataclasses.replace(hb, module=module)
+        for chunk in inputs_for(
+            hb,
+            samples=samples,
+            exhaustive_limit=exhaustive_limit,
+            hard_limit=hard_limit,
+            seed=seed,
+            dtype=dtype,
+        ):
+            if chunk.inputs.shape[0] == 0:
+                continue
+            bad, gap, first, produced = _check_chunk(run, chunk, bits, fixed)
+            counts[chunk.kind] += int(chunk.inputs.shape[0])
+            errors += bad
+            min_gap = min(min_gap, gap)
+            if first is not None and example is None:
+                example = _describe(hb.task, chunk, first, produced)
+            if errors and stop_at_first:
+                break
+    except (RuntimeError, NotImplementedError, TypeError) as exc:
+        failure = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    return VerifyRow(
+        construction=name or hb.result_id,
+        length=hb.length,
+        width=hb.width,
+        precision=label,
+        exhaustive=counts["exhaustive"],
+        hard=counts["hard"],
+        sampled=counts["sampled"],
+        errors=errors,
+        min_gap=min_gap if math.isfinite(min_gap) else math.nan,
+        counterexample=example,
+        seconds=time.perf_counter() - start,
+        failure=failure,
+    )
+
+
+@torch.no_grad()
+def _check_chunk(
+    run: HandBuilt, chunk: Chunk, bits: int | None, fixed: bool
+) -> tuple[int, float, int | None, np.ndarray]:
+    """(errors, min gap, first wrong row, that row's argmax outputs)."""
+    mode = Rounding(bits, fixed) if bits is not None else None
+    run.module.eval()
+    if mode is not None:
+        with mode:
+            res = check_batch(run, chunk.inputs, chunk.targets)
+    else:
+        res = check_batch(run, chunk.inputs, chunk.targets)
+    errors, first = res.errors, res.first_error
+    if run.generate:
+        gen_bad = _generation_errors(run, chunk, bits, fixed)
+        errors = int(gen_bad.size)
+        first = int(gen_bad[0]) if gen_bad.size else None
+    produced = np.zeros(chunk.inputs.shape[1], dtype=np.int64)
+    if first is not None:
+        row = torch.from_numpy(np.ascontiguousarray(chunk.inputs[first : first + 1]))
+        if mode is not None:
+            with Rounding(bits, fixed):  # type: ignore[arg-type]
+                logits = run.module(row)
+        else:
+            logits = run.module(row)
+        produced = logits[0].argmax(-1).numpy()
+    return errors, res.min_gap, first, produced
+
+
+def _generation_errors(run: HandBuilt, chunk: Chunk, bits: int | None, fixed: bool) -> np.ndarray:
+    """Rows whose greedy continuation differs from the reference continuation."""
+    from sepbench.training.generate import greedy_generate
+
+    task = run.task
+    rows = np.arange(chunk.inputs.shape[0])
+    ends = chunk.inputs[rows, chunk.lengths - 1]
+    stops = task.encode(task.binary_answers) if task.binary_answers else np.unique(ends)
+    kwargs: dict[str, Any] = {}
+    if bits is not None:
+        kwargs["incremental"] = False
+    mode = Rounding(bits, fixed) if bits is not None else None
+    if mode is not None:
+        with mode:
+            gen = greedy_generate(
+                run.module, task, chunk.inputs, chunk.prompt_lengths, chunk.inputs.shape[1],
+                stops, **kwargs,
+            )  # fmt: skip
+    else:
+        gen = greedy_generate(
+            run.module, task, chunk.inputs, chunk.prompt_lengths, chunk.inputs.shape[1], stops
+        )
+    bad = []
+    for b in rows:
+        p, n, e = int(chunk.prompt_lengths[b]), int(chunk.lengths[b]), int(gen.ends[b])
+        if not (gen.finished[b] and np.array_equal(gen.tokens[b, p:e], chunk.inputs[b, p:n])):
+            bad.append(b)
+    return np.asarray(bad, dtype=np.int64)
+
+
+def verify(
+    name: str,
+    lengths: Sequence[int] | None = None,
+    dtype: str | Sequence[str] = "float64",
+    *,
+    params: Mapping[str, Any] | None = None,
+    bits: int | None = None,
+    fixed: bool = False,
+    samples: int | None = None,
+    exhaustive_limit: int = EXHAUSTIVE_LIMIT,
+    hard_limit: int = HARD_LIMIT,
+    seed: int = 0,
+) -> list[VerifyRow]:
+    """Verify construction ``name`` at every N of ``lengths`` and every dtype of ``dtype``.
+
+    ``params`` go to the builder (task parameters, width knobs, seeds). ``bits`` replaces the
+    dtypes by simulated precision (``bits`` mantissa bits, or fixed point with ``fixed``).
+    Returns one :class:`VerifyRow` per (N, precision).
+    """
+    construction = get(name)
+    dtypes = [dtype] if isinstance(dtype, str) else list(dtype)
+    for d in dtypes:
+        if d not in DTYPES:
+            raise UserError(f"unknown dtype {d!r}; choose one of {', '.join(DTYPES)}")
+    if bits is not None:
+        dtypes = ["float64"]
+    rows: list[VerifyRow] = []
+    for n in lengths or DEFAULT_LENGTHS:
+        hb = construction.build(int(n), **dict(params or {}))
+        for d in dtypes:
+            rows.append(
+                check(
+                    hb,
+                    d,
+                    name=name,
+                    bits=bits,
+                    fixed=fixed,
+                    samples=samples,
+                    exhaustive_limit=exhaustive_limit,
+                    hard_limit=hard_limit,
+                    seed=seed,
+                )
+            )
+    return rows
+
+
+def format_rows(rows: Sequence[VerifyRow]) -> str:
+    """A plain-text table of verification rows, counterexamples below it."""
+    header = ("N", "width", "precision", "exhaust.", "hard", "sampled", "errors", "min gap",
+              "seconds", "verdict")  # fmt: skip
+    body = [
+        (
+            str(r.length),
+            str(r.width),
+            r.precision,
+            str(r.exhaustive),
+            str(r.hard),
+            str(r.sampled),
+            str(r.errors),
+            f"{r.min_gap:.3g}",
+            f"{r.seconds:.1f}",
+            r.verdict,
+        )
+        for r in rows
+    ]
+    widths = [max(len(x) for x in col) for col in zip(header, *body, strict=True)]
+    lines = ["  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True))]
+    lines += ["  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in body]
+    for r in rows:
+        if r.failure:
+            lines.append(f"  N={r.length} {r.precision}: run failed: {r.failure}")
+        if r.counterexample:
+            lines.append(f"  N={r.length} {r.precision}: first counterexample: {r.counterexample}")
+    return "\n".join(lines)
+
+
+__all__ = [
+    "DEFAULT_LENGTHS",
+    "DTYPES",
+    "ENUMERATORS",
+    "HARD_INPUTS",
+    "Chunk",
+    "VerifyRow",
+    "check",
+    "default_samples",
+    "dyck_scan",
+    "format_rows",
+    "inputs_for",
+    "verify",
+]
