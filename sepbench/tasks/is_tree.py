@@ -165,7 +165,7 @@ START, END, FAILED = "[STARTSEARCH]", "[ENDSEARCH]", "[FAILED]"
 SPECIALS = (PAD, BOS, EOS, DASH, TILDE, TRUE, FALSE, START, END, FAILED)
 """The non-node tokens, in id order; node v has id ``NODE0 + v`` (for every ``max_length``)."""
 
-PAD_ID, BOS_ID, EOS_ID, DASH_ID, TILDE_ID = 0, 1, 2, 3, 4
+PAD_ID, BOS_ID, EOS_ID, DASH_ID, TILDE_ID = 0, 1, 2, 3, 4  # PAD_ID 0: outputs are calloc'd
 TRUE_ID, FALSE_ID, START_ID, END_ID, FAILED_ID = 5, 6, 7, 8, 9
 NODE0 = len(SPECIALS)
 
@@ -464,16 +464,13 @@ def _random_graphs(n: int, labels: np.ndarray, rng: np.random.Generator) -> np.n
     return np.stack([a, b], axis=2)
 
 
-def _dfs(
-    n: int, hi: np.ndarray, lo: np.ndarray, full: bool
-) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def _dfs(n: int, hi: np.ndarray, lo: np.ndarray, full: bool) -> dict[str, np.ndarray]:
     """Run every row's DFS from node 0, one step per iteration.
 
     ``hi``/``lo``: ``[B, n-1]`` edge ends in input order. Returns per-step records ``[B, S]``
-    (S = 2n − 1; ``top`` = -1 where a row has stopped): ``top`` always; with ``full`` also
-    ``father`` (-1: none), ``skip`` (the parent edge was skipped), ``nxt`` (the neighbour
-    found, -1: none), ``seen`` (nxt was visited: a cycle) and ``back`` (the parent of a re-met
-    node, < 0: none) — and the number of visited nodes per row.
+    (S = 2n − 1): ``top``, the node of each step (-1 once a row has stopped); with ``full``
+    also ``nxt`` (the neighbour found, -1: none) and ``skip`` (the parent edge was skipped
+    first); and ``parent`` ``[B, n]``: each node's DFS parent (-2 the root 0, -1 unvisited).
     """
     batch = hi.shape[0]
     e2 = 2 * (n - 1)
@@ -488,9 +485,10 @@ def _dfs(
     ptr = end - deg
 
     steps = 2 * n - 1
-    names = ("top", "father", "skip", "nxt", "seen", "back") if full else ("top",)
-    rec = {name: np.full((batch, steps), -1, dtype=np.int64) for name in names}
-    # parent[row * n + v]: -1 unvisited, -2 the root (visited, no parent), else v's parent
+    rec = {"top": np.full((batch, steps), -1, dtype=np.int64)}
+    if full:
+        rec["nxt"] = np.full((batch, steps), -1, dtype=np.int64)
+        rec["skip"] = np.zeros((batch, steps), dtype=bool)
     parent = np.full(batch * n, -1, dtype=np.int64)
     parent[rowbase * n] = -2
     rows = rowbase.copy()
@@ -508,49 +506,51 @@ def _dfs(
         found = p < e
         nxt = np.where(found, dstf[p], -1)
         ptr[at] = p + 1
-        back = parent[base + np.maximum(nxt, 0)]
-        seen = found & (back != -1)
+        seen = found & (parent[base + np.maximum(nxt, 0)] != -1)
         push = found & ~seen
         rec["top"][rows, s] = top
         if full:
-            rec["father"][rows, s] = f
-            rec["skip"][rows, s] = skip
             rec["nxt"][rows, s] = nxt
-            rec["seen"][rows, s] = seen
-            rec["back"][rows, s] = back
+            rec["skip"][rows, s] = skip
         parent[(base + nxt)[push]] = top[push]
         keep = ~seen & (found | (f >= 0))  # stop at a cycle, or when the root is finished
         top = np.where(push, nxt, f)[keep]
         rows = rows[keep]
         base = base[keep]
-    return rec, (parent != -1).reshape(batch, n).sum(axis=1)
+    rec["parent"] = parent.reshape(batch, n)
+    return rec
 
 
 def _node_or_failed(x: np.ndarray) -> np.ndarray:
     return np.where(x >= 0, x + NODE0, FAILED_ID)
 
 
-def _retrieval_tokens(rec: dict[str, np.ndarray], dtype: type[np.signedinteger]) -> np.ndarray:
-    """The retrieval trace of every row, ``[B, S * 26]``, -1 in the slots not written.
+def _retrieval_tokens(rec: dict[str, np.ndarray], dtype: type[np.unsignedinteger]) -> np.ndarray:
+    """The retrieval trace of every row, ``[B, S * 26]``; the dtype's largest value marks the
+    slots not written.
 
     Each step has 26 slots: 0 top | 1-5 ``[S] top ~ [E] f`` | 6-11 ``[S] top - prev [E] r``
     (slot 9, prev, only when prev != f) | 12-17 ``[S] top - f [E] nxt`` (the parent skip) |
     18-22 ``[S] nxt ~ [E] g`` (when nxt exists) | 23-25 the fact ``nxt ~ top`` (push only).
     Built slot-major (contiguous writes), then transposed once to row-major.
     """
-    top, skip, nxt = rec["top"], rec["skip"] > 0, rec["nxt"]
-    f = np.maximum(rec["father"], -1)  # the root's -2 is [FAILED] too
+    top, nxt, skip, parent = rec["top"], rec["nxt"], rec["skip"], rec["parent"]
     batch, steps = top.shape
+    live = top >= 0
+    found = nxt >= 0
+    # a found neighbour is pushed unless the row stops right there (then it closed a cycle)
+    stops = np.ones_like(live)
+    stops[:, :-1] = ~live[:, 1:]
+    push = found & ~stops
     prev = np.empty_like(top)
     prev[:, 0] = -1
     prev[:, 1:] = top[:, :-1]  # the controller's prev is the previous step's top
-    live = top >= 0
-    seen = rec["seen"] > 0
-    found = nxt >= 0
-    push = found & ~seen
+    # parents never change once set, so the final parent array answers every `x ~` lookup
+    f = np.maximum(np.take_along_axis(parent, np.maximum(top, 0), axis=1), -1)
+    back = np.take_along_axis(parent, np.maximum(nxt, 0), axis=1)
     tnode, fnode, nnode = top + NODE0, _node_or_failed(f), _node_or_failed(nxt)
     r1 = np.where(skip, fnode, nnode)
-    g = np.where(push, FAILED_ID, _node_or_failed(rec["back"]))
+    g = np.where(push, FAILED_ID, _node_or_failed(back))
     with_prev = live & (prev != f)
     groups: list[tuple[np.ndarray, list[np.ndarray | int]]] = [
         (live, [tnode, START_ID, tnode, TILDE_ID, END_ID, fnode, START_ID, tnode, DASH_ID]),
@@ -560,26 +560,27 @@ def _retrieval_tokens(rec: dict[str, np.ndarray], dtype: type[np.signedinteger])
         (found, [START_ID, nnode, TILDE_ID, END_ID, g]),
         (push, [nnode, TILDE_ID, tnode]),
     ]
+    # slot = hole | token with hole = all ones where the slot is not written, else 0: one
+    # cheap bitwise pass per slot (token ids are below the dtype's largest value)
     slots = np.empty((BLOCK, batch, steps), dtype=dtype)
     slot = 0
     for mask, cols in groups:
-        hole = ~mask
+        hole = np.where(mask, 0, np.iinfo(dtype).max).astype(dtype)
         for col in cols:
-            np.copyto(slots[slot], col, casting="unsafe")
-            np.copyto(slots[slot], -1, where=hole)
+            value = col if isinstance(col, int) else col.astype(dtype)
+            np.bitwise_or(hole, value, out=slots[slot])
             slot += 1
     assert slot == BLOCK
     return np.ascontiguousarray(slots.transpose(1, 2, 0)).reshape(batch, steps * BLOCK)
 
 
 def _assemble(
-    prompt: np.ndarray, trace: np.ndarray, answers: np.ndarray
+    prompt: np.ndarray, trace: np.ndarray, keep: np.ndarray, answers: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Rows ``prompt + trace (its slots >= 0, in order) + [EOS] answer``, right-padded."""
+    """Rows ``prompt + trace[keep] (in order) + [EOS] answer``, right-padded with PAD."""
     batch, width = prompt.shape
-    keep = trace >= 0
-    lengths = width + keep.sum(axis=1) + 2
-    out = np.full((batch, int(lengths.max())), PAD_ID, dtype=np.int64)
+    lengths = width + np.count_nonzero(keep, axis=1) + 2
+    out = np.zeros((batch, int(lengths.max())), dtype=np.int64)  # PAD_ID == 0: calloc'd
     out[:, :width] = prompt
     body = out[:, width:]
     body[np.arange(body.shape[1])[None, :] < (lengths - width - 2)[:, None]] = trace[keep]
@@ -587,6 +588,14 @@ def _assemble(
     out[rows, lengths - 2] = EOS_ID
     out[rows, lengths - 1] = answers
     return out, lengths
+
+
+def _token_dtype(vocab_size: int) -> type[np.unsignedinteger]:
+    """The smallest unsigned dtype whose largest value is not a token id (it marks holes)."""
+    for dtype in (np.uint8, np.uint16, np.uint32):
+        if vocab_size < np.iinfo(dtype).max:
+            return dtype
+    raise ValueError(f"vocabulary too large: {vocab_size}")
 
 
 class IsTree(Task):
@@ -658,21 +667,23 @@ class IsTree(Task):
         if trace == "none":
             return single_answer_batch(prompt, answers)
 
-        rec, count = _dfs(n, hi, lo, full=trace == "retrieval")
-        if not np.array_equal(count == n, labels):
+        rec = _dfs(n, hi, lo, full=trace == "retrieval")
+        if not np.array_equal((rec["parent"] != -1).sum(axis=1) == n, labels):
             raise AssertionError("is_tree: DFS visit count disagrees with the drawn label")
         if trace == "cot":
-            steps = rec["top"]
-            body = np.where(steps >= 0, steps + NODE0, -1)
+            body = rec["top"] + NODE0
+            keep = body >= NODE0
         else:
-            small = NODE0 + self.params["max_length"] < 2**15
-            body = _retrieval_tokens(rec, np.int16 if small else np.int32)
-        inputs, lengths = _assemble(prompt, body, answers)
+            dtype = _token_dtype(len(self.vocab))
+            body = _retrieval_tokens(rec, dtype)
+            keep = body != np.iinfo(dtype).max
+        inputs, lengths = _assemble(prompt, body, keep, answers)
         # the target of position t is token t + 1, from the first [EOS] on; not supervised:
         # the answer's position and the padding (next token PAD), the retriever's results
         targets = np.full_like(inputs, IGNORE)
-        targets[:, 3 * n - 2 : -1] = inputs[:, 3 * n - 1 :]
-        np.putmask(targets, (targets == PAD_ID) | (inputs == END_ID), IGNORE)
+        following = inputs[:, 3 * n - 1 :]
+        supervised = (following != PAD_ID) & (inputs[:, 3 * n - 2 : -1] != END_ID)
+        np.copyto(targets[:, 3 * n - 2 : -1], following, where=supervised)
         prompts = np.full(batch_size, 3 * n - 1, dtype=np.int64)
         return Batch(inputs, targets, lengths, prompts)
 

@@ -186,16 +186,38 @@ def test_labels_are_exactly_balanced_and_shuffled(graph: str) -> None:
     assert labels != sorted(labels)
 
 
-@pytest.mark.parametrize("graph", GRAPHS)
-def test_edge_order_is_random(graph: str) -> None:
-    task = tasks.make("is_tree", graph=graph, trace="none")
-    batch = task.sample(16, 32, seed=9)
-    orders = set()
-    for row in range(32):
-        _, edges, _ = parse(task.decode(batch.inputs[row]))
-        orders.add(edges == sorted(edges))
-        orders.add(edges == sorted(edges, reverse=True))
-    assert orders == {False}
+def grows_connected(edges: list[tuple[int, int]]) -> bool:
+    """Whether every edge after the first touches a node of the earlier edges (the order in
+    which a recursive tree is built)."""
+    seen = set(edges[0])
+    for a, b in edges[1:]:
+        if a not in seen and b not in seen:
+            return False
+        seen |= {a, b}
+    return True
+
+
+def test_edge_order_is_random() -> None:
+    n, size = 16, 400
+    binary = tasks.make("is_tree", graph="binary", trace="none")
+    batch = binary.sample(n, size, seed=9)
+    where = []  # the position of the one edge joining two non-hubs (built last)
+    for row in range(size):
+        g = graph_of(binary.decode(batch.inputs[row]))
+        hubs = {v for v, _ in sorted(g.degree, key=lambda nd: -nd[1])[:2]}
+        _, edges, _ = parse(binary.decode(batch.inputs[row]))
+        spare = [k for k, e in enumerate(edges) if not set(e) & hubs]
+        if len(spare) == 1:
+            where.append(spare[0])
+    assert len(where) > size // 2
+    counts = np.bincount(where, minlength=n - 1)
+    assert (counts > 0).all()  # every position occurs
+    assert abs(np.mean(where) - (n - 2) / 2) < 1.0  # uniform: mean (n - 2) / 2
+
+    rand = tasks.make("is_tree", graph="random", trace="none")
+    batch = rand.sample(n, size, seed=9)
+    grown = [grows_connected(parse(rand.decode(batch.inputs[r]))[1]) for r in range(size)]
+    assert sum(grown) < size // 20  # build order is shuffled away
 
 
 # --------------------------------------------------------------------------- the CoT trace
@@ -337,6 +359,8 @@ def test_retrieve_on_a_hand_written_context() -> None:
         assert it.retrieve_ids(ids, qids) == task.token_to_id[expected], query
     # a fact written later does not change the first one
     assert it.retrieve([*ctx, "2", "~", "1"], ["2", "~"]) == "0"
+    later = task.encode([*ctx, "2", "~", "1"])
+    assert it.retrieve_ids(later, task.encode(["2", "~"])) == task.token_to_id["0"]
     # the input region alone: no facts at all
     assert it.retrieve(ctx[:11], ["2", "~"]) == "[FAILED]"
     assert it.retrieve(ctx[:11], ["2", "-"]) == "0"
