@@ -46,6 +46,7 @@ against :mod:`sepbench.tasks` when the spec is built.
 from __future__ import annotations
 
 import importlib.resources
+import json
 import math
 import os
 import tomllib
@@ -98,7 +99,7 @@ class _Strict(BaseModel):
     joins the nested path to its own, see :func:`format_validation_error`.)
     """
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
     def __init__(self, /, **data: Any) -> None:
         try:
@@ -449,9 +450,8 @@ def _toml_value(value: Any) -> str:
         return str(value)
     if isinstance(value, float):
         return repr(value)
-    if isinstance(value, str):
-        escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-        return f'"{escaped}"'
+    if isinstance(value, str):  # a JSON string is a valid TOML basic string
+        return json.dumps(value, ensure_ascii=False)
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, dict):
