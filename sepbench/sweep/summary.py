@@ -126,6 +126,27 @@ class StudySummary:
         widths = [float(r.max_width) if r.median is None else float(r.median) for r in rows]
         return lengths, widths, [r.median_censored for r in rows]
 
+    def points(
+        self, task: str, model: str, censored: str = "drop"
+    ) -> tuple[list[int], list[float]]:
+        """Per-seed (length, width) pairs of one curve, for ``theory.fit_growth``.
+
+        ``censored="drop"`` leaves censored searches out; ``"cap"`` puts them at the search
+        maximum (a lower bound on the true width). Unfinished searches are always left out.
+        """
+        if censored not in ("drop", "cap"):
+            raise UserError(f"censored must be 'drop' or 'cap', got {censored!r}")
+        lengths: list[int] = []
+        widths: list[float] = []
+        for s in self.searches:
+            if (s.task, s.model) != (task, model) or s.status == "incomplete":
+                continue
+            if s.status == "censored" and censored == "drop":
+                continue
+            lengths.append(s.length)
+            widths.append(float(s.max_width if s.width is None else s.width))
+        return lengths, widths
+
     def table(self) -> str:
         """A fixed-width text table of the rows."""
         head = ("task", "model", "N", "width", "range", "seeds", "censored", "violations")

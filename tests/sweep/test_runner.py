@@ -207,3 +207,17 @@ def test_trials_of_unknown_searches_are_not_silently_mixed(tmp_path: Path) -> No
     with Store.open(path) as store:
         summary = summarize(store)
     assert summary.extra["orphan_trials"] > 0 and not summary.complete
+
+
+def test_points_for_growth_fits(tmp_path: Path) -> None:
+    spec = make_spec(lengths=[4, 8, 16], seeds=3, models=[{"family": "lstm"}])
+    table = {(4, 0): 5, (4, 1): 6, (4, 2): 7, (8, 0): 9, (8, 1): 1000, (8, 2): 11}
+    probe = PerSeedProbe({**table, (16, 0): 20, (16, 1): 21, (16, 2): 22})
+    summary = run_study(spec, tmp_path, executor="inline", probe=probe, progress=False)
+    lengths, widths = summary.points("index_lookup", "lstm")
+    assert lengths[:5] == [4, 4, 4, 8, 8] and widths[:5] == [5.0, 6.0, 7.0, 9.0, 11.0]
+    assert summary.points("index_lookup", "lstm", censored="cap")[1][4] == 64.0
+    from sepbench import theory
+
+    fit = theory.fit_growth(*summary.points("index_lookup", "lstm"), n_boot=50)
+    assert fit.best
