@@ -761,7 +761,9 @@ def _pair(
 ) -> PairData:
     rows = [r for r in summary.rows if r.task == task.label and r.model == model.label]
     searches = [s for s in summary.searches if s.task == task.label and s.model == model.label]
-    trials = [t for t in records if t.task == task.label and t.model == model.label]
+    # by search key, not label: two labels of one configuration share their searches' trials
+    keys = {s.search_key for s in searches}
+    trials = [t for t in records if t.search_key in keys]
     cls = model_class(model.family, model.options, task.name, task.params)
     factor, note = state_per_width(model.family, model.options)
     if cls not in RNN_CLASSES:
