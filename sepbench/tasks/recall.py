@@ -305,7 +305,7 @@ class MQAR(Task):
         if self.params["random_non_queries"]:
             # the whole array is drawn at once (cheaper than a copy); the context is overwritten
             inputs = rng.integers(0, vocab, size=(batch_size, length), dtype=np.int64)
-            _redraw_keys(rng, inputs[:, ctx:], keys, vocab)
+            _redraw_keys(rng, inputs, ctx, keys, vocab)
         else:
             inputs = np.zeros((batch_size, length), dtype=np.int64)
         inputs[:, 0:ctx:2] = keys
@@ -358,28 +358,33 @@ def _smallest_in_order(race: np.ndarray, count: int) -> np.ndarray:
 
 
 def _redraw_keys(
-    rng: np.random.Generator, region: np.ndarray, keys: np.ndarray, vocab: int
+    rng: np.random.Generator, inputs: np.ndarray, start: int, keys: np.ndarray, vocab: int
 ) -> None:
-    """Redraw, in place, every entry of ``region[b]`` equal to one of ``keys[b]``.
+    """Redraw, in place, every entry of ``inputs[b, start:]`` equal to one of ``keys[b]``.
 
-    ``region`` holds tokens uniform over ``[0, vocab)``; afterwards they are uniform over
-    ``[0, vocab)`` minus the row's keys (rejection). Membership is tested without any per-row
-    vocabulary-sized table: a per-row Bloom table of m ≥ 32·P bits (O(batch x P)) rules out
-    most entries at once, and the few candidates (≈ P/m of them) are checked exactly by binary
-    search among the row-offset sorted keys.
+    Those entries are uniform over ``[0, vocab)``; afterwards they are uniform over ``[0, vocab)``
+    minus the row's keys (rejection). Membership is tested without any per-row
+    vocabulary-sized table: a per-row Bloom table of m = 64·P bits (at most 4096; O(batch x P))
+    rules out most entries at once, and the few candidates (≈ P/m of them) are checked exactly
+    by binary search among the row-offset sorted keys. ``inputs`` must be C-contiguous (it is
+    scanned whole, which is cheaper than a strided scan of the region).
     """
     batch_size, pairs = keys.shape
-    width = region.shape[1]
-    bits = 1 << max(6, int(32 * pairs - 1).bit_length())
+    width = inputs.shape[1]
+    flat = inputs.ravel()
+    assert np.shares_memory(flat, inputs), "inputs must be C-contiguous"
+    bits = 1 << min(12, max(6, int(64 * pairs - 1).bit_length()))
     mask = bits - 1
     rows = np.arange(batch_size)
-    bloom = np.zeros((batch_size, bits), dtype=bool)
-    bloom[rows[:, None], keys & mask] = True
+    bloom = np.zeros(batch_size * bits, dtype=bool)
+    hashed = keys & mask
+    hashed += (rows * bits)[:, None]
+    bloom[hashed] = True
     sorted_keys = (np.sort(keys, axis=1) + rows[:, None] * vocab).ravel()
-    slot = region & mask
+    slot = inputs & mask
     slot += (rows * bits)[:, None]
-    r, c = np.divmod(np.flatnonzero(bloom.ravel()[slot]), width)  # candidates
-    while r.size:
-        hit = _in_sorted(sorted_keys, r * vocab + region[r, c])
-        r, c = r[hit], c[hit]
-        region[r, c] = rng.integers(0, vocab, size=r.size, dtype=np.int64)
+    cand = np.flatnonzero(bloom[slot])
+    cand = cand[cand % width >= start]
+    while cand.size:
+        cand = cand[_in_sorted(sorted_keys, (cand // width) * vocab + flat[cand])]
+        flat[cand] = rng.integers(0, vocab, size=cand.size, dtype=np.int64)
