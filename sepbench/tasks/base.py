@@ -333,36 +333,103 @@ def single_answer_batch(inputs: np.ndarray, answers: np.ndarray) -> Batch:
     return Batch(inputs.astype(np.int64, copy=False), targets, lengths, lengths.copy())
 
 
-def distinct_rows(
-    rng: np.random.Generator, batch_size: int, count: int, universe: int
+def sample_distinct(
+    rng: np.random.Generator, batch_size: int, count: int, universe: int | np.ndarray
 ) -> np.ndarray:
-    """``batch_size`` rows of ``count`` distinct integers from ``[0, universe)``, uniformly.
+    """``batch_size`` rows of ``count`` distinct integers; row b uniform from ``[0, universe[b])``.
 
-    Vectorised: argpartition of uniform keys when collisions would be common (``count`` is a
-    sizeable fraction of the universe, or ``count**2`` exceeds it — the birthday bound, past
-    which almost every row of a draw-with-replacement collides and redrawing never ends);
-    otherwise draw with replacement and redraw only the rows that collided (each row then
-    collides with probability below 1/2). Memory O(batch x universe) in the first regime —
-    which only happens when ``universe < max(4 * count, count**2, 64)`` — and O(batch x count)
-    in the second.
+    Each row is a uniformly random *ordered* tuple of distinct values. ``universe`` is an int or
+    a per-row int array. Two regimes, both O(batch x count) in memory:
+
+    * dense rows (universe < 2·count): sort ``universe`` uniform keys and keep the first
+      ``count`` indices (a random partial permutation); the key array is < 2·count per row;
+    * sparse rows: draw with replacement; every entry that repeats the value of an earlier
+      entry of its row is redrawn until its value is new to the row (ties among redrawn
+      entries go to the earlier position). Every step uses only equality between values,
+      positions and fresh uniform draws, so the result is invariant under any relabelling of
+      the universe: every ordered tuple of distinct values is equally likely. With
+      universe ≥ 2·count a redraw succeeds with probability ≥ 1/2, and only the redrawn entries
+      are re-examined (binary search among the row's values), never whole rows.
     """
-    if count > universe:
-        raise ValueError(f"cannot draw {count} distinct values from {universe}")
+    univ = np.broadcast_to(np.asarray(universe, dtype=np.int64), (batch_size,))
+    if (univ < count).any():
+        raise ValueError(f"cannot draw {count} distinct values from {int(univ.min())}")
+    out = np.empty((batch_size, count), dtype=np.int64)
     if count == 0:
-        return np.zeros((batch_size, 0), dtype=np.int64)
-    if universe <= max(4 * count, count * count, 64):
-        keys = rng.random((batch_size, universe))
+        return out
+    dense = univ < 2 * count
+    rows = np.flatnonzero(dense)
+    if rows.size:
+        width = int(univ[rows].max())
+        keys = rng.random((rows.size, width))
+        keys[np.arange(width)[None, :] >= univ[rows][:, None]] = 2.0  # outside this row's range
         idx = np.argpartition(keys, count - 1, axis=1)[:, :count]
-        # argpartition leaves an arbitrary order inside the first block: shuffle by key order
         order = np.take_along_axis(keys, idx, axis=1).argsort(axis=1)
-        return np.take_along_axis(idx, order, axis=1).astype(np.int64)
-    out = rng.integers(0, universe, size=(batch_size, count), dtype=np.int64)
-    while True:
-        srt = np.sort(out, axis=1)
-        bad = np.flatnonzero((srt[:, 1:] == srt[:, :-1]).any(axis=1))
-        if bad.size == 0:
-            return out
-        out[bad] = rng.integers(0, universe, size=(bad.size, count), dtype=np.int64)
+        out[rows] = np.take_along_axis(idx, order, axis=1)
+    rows = np.flatnonzero(~dense)
+    if rows.size:
+        out[rows] = _distinct_sparse(rng, univ[rows], count)
+    return out
+
+
+def in_sorted(haystack: np.ndarray, needles: np.ndarray) -> np.ndarray:
+    """Elementwise ``needle in haystack`` for a sorted 1-D ``haystack``."""
+    if haystack.size == 0:
+        return np.zeros(needles.shape, dtype=bool)
+    at = np.minimum(np.searchsorted(haystack, needles), haystack.size - 1)
+    return np.asarray(haystack[at] == needles)
+
+
+def _uniform_below(rng: np.random.Generator, high: np.ndarray, width: int) -> np.ndarray:
+    """``[len(high), width]`` integers, row b uniform in ``[0, high[b])``.
+
+    numpy's array-bounded ``integers`` is several times slower than a scalar bound, so rows are
+    drawn in groups of equal bound (there are few distinct bounds in practice).
+    """
+    out = np.empty((high.size, width), dtype=np.int64)
+    bounds = np.unique(high)
+    if bounds.size > 64:
+        out[:] = rng.integers(0, high[:, None], size=out.shape, dtype=np.int64)
+        return out
+    for bound in bounds:
+        rows = np.flatnonzero(high == bound)
+        out[rows] = rng.integers(0, bound, size=(rows.size, width), dtype=np.int64)
+    return out
+
+
+def _distinct_sparse(rng: np.random.Generator, high: np.ndarray, count: int) -> np.ndarray:
+    """The sparse regime of :func:`sample_distinct` (every ``high`` ≥ 2·count)."""
+    n = high.size
+    span = int(high.max())
+    if n > 1 and n * span * count >= 1 << 62:  # keep the int64 codes below from overflowing
+        half = n // 2
+        return np.concatenate(
+            [_distinct_sparse(rng, high[:half], count), _distinct_sparse(rng, high[half:], count)]
+        )
+    vals = _uniform_below(rng, high, count)
+    # sort each row by (value, position): an entry repeating its left neighbour's value repeats
+    # an earlier position and is redrawn
+    code = np.sort(vals * count + np.arange(count), axis=1)
+    srt = code // count
+    r, c = np.nonzero(srt[:, 1:] == srt[:, :-1])
+    if r.size == 0:
+        return vals
+    pos = code[r, c + 1] % count
+    taken = [(srt + np.arange(n)[:, None] * span).ravel()]  # sorted row * span + value
+    while r.size:
+        # pending entries in order of (row, new value, position): the first of a tie wins
+        key = r * span + rng.integers(0, high[r], dtype=np.int64)
+        code = np.sort(key * count + pos)
+        key, pos = np.divmod(code, count)
+        ok = np.ones(key.size, dtype=bool)
+        ok[1:] = key[1:] != key[:-1]
+        for values in taken:
+            ok &= ~in_sorted(values, key)  # sorted needles: numpy's binary search is fast
+        r, new = np.divmod(key, span)
+        vals[r[ok], pos[ok]] = new[ok]
+        taken.append(key[ok])  # already sorted
+        r, pos = r[~ok], pos[~ok]
+    return vals
 
 
 def check_int_length(task: str, length: int, minimum: int, what: str) -> None:

@@ -23,9 +23,9 @@ from sepbench.tasks.base import (
     Task,
     check_int_length,
     int_param,
+    sample_distinct,
     single_answer_batch,
 )
-from sepbench.tasks.recall import sample_distinct
 
 MAX_BITS = 16
 

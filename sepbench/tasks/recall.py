@@ -9,8 +9,8 @@ needs m·p ≥ N bits of state (B24-P9); a two-layer induction-head Transformer 
 ``mqar`` — the Zoology multi-query associative recall layout (Arora et al. 2023), with N = the
 total token length L. See :class:`MQAR` for the rule.
 
-Both draw their distinct keys with :func:`sample_distinct`, whose memory is O(batch x count)
-whatever the size of the key vocabulary.
+Both draw their distinct keys with :func:`sepbench.tasks.base.sample_distinct`, whose memory
+is O(batch x count) whatever the size of the key vocabulary.
 """
 
 from __future__ import annotations
@@ -26,108 +26,11 @@ from sepbench.tasks.base import (
     Task,
     check_int_length,
     ignore_targets,
+    in_sorted,
     int_param,
+    sample_distinct,
     single_answer_batch,
 )
-
-
-def sample_distinct(
-    rng: np.random.Generator, batch_size: int, count: int, universe: int | np.ndarray
-) -> np.ndarray:
-    """``batch_size`` rows of ``count`` distinct integers; row b uniform from ``[0, universe[b])``.
-
-    Each row is a uniformly random *ordered* tuple of distinct values. ``universe`` is an int or
-    a per-row int array. Two regimes, both O(batch x count) in memory:
-
-    * dense rows (universe < 2·count): sort ``universe`` uniform keys and keep the first
-      ``count`` indices (a random partial permutation); the key array is < 2·count per row;
-    * sparse rows: draw with replacement; every entry that repeats the value of an earlier
-      entry of its row is redrawn until its value is new to the row (ties among redrawn
-      entries go to the earlier position). Every step uses only equality between values,
-      positions and fresh uniform draws, so the result is invariant under any relabelling of
-      the universe: every ordered tuple of distinct values is equally likely. With
-      universe ≥ 2·count a redraw succeeds with probability ≥ 1/2, and only the redrawn entries
-      are re-examined (binary search among the row's values), never whole rows.
-    """
-    univ = np.broadcast_to(np.asarray(universe, dtype=np.int64), (batch_size,))
-    if (univ < count).any():
-        raise ValueError(f"cannot draw {count} distinct values from {int(univ.min())}")
-    out = np.empty((batch_size, count), dtype=np.int64)
-    if count == 0:
-        return out
-    dense = univ < 2 * count
-    rows = np.flatnonzero(dense)
-    if rows.size:
-        width = int(univ[rows].max())
-        keys = rng.random((rows.size, width))
-        keys[np.arange(width)[None, :] >= univ[rows][:, None]] = 2.0  # outside this row's range
-        idx = np.argpartition(keys, count - 1, axis=1)[:, :count]
-        order = np.take_along_axis(keys, idx, axis=1).argsort(axis=1)
-        out[rows] = np.take_along_axis(idx, order, axis=1)
-    rows = np.flatnonzero(~dense)
-    if rows.size:
-        out[rows] = _distinct_sparse(rng, univ[rows], count)
-    return out
-
-
-def _in_sorted(haystack: np.ndarray, needles: np.ndarray) -> np.ndarray:
-    """Elementwise ``needle in haystack`` for a sorted 1-D ``haystack``."""
-    if haystack.size == 0:
-        return np.zeros(needles.shape, dtype=bool)
-    at = np.minimum(np.searchsorted(haystack, needles), haystack.size - 1)
-    return np.asarray(haystack[at] == needles)
-
-
-def _uniform_below(rng: np.random.Generator, high: np.ndarray, width: int) -> np.ndarray:
-    """``[len(high), width]`` integers, row b uniform in ``[0, high[b])``.
-
-    numpy's array-bounded ``integers`` is several times slower than a scalar bound, so rows are
-    drawn in groups of equal bound (there are few distinct bounds in practice).
-    """
-    out = np.empty((high.size, width), dtype=np.int64)
-    bounds = np.unique(high)
-    if bounds.size > 64:
-        out[:] = rng.integers(0, high[:, None], size=out.shape, dtype=np.int64)
-        return out
-    for bound in bounds:
-        rows = np.flatnonzero(high == bound)
-        out[rows] = rng.integers(0, bound, size=(rows.size, width), dtype=np.int64)
-    return out
-
-
-def _distinct_sparse(rng: np.random.Generator, high: np.ndarray, count: int) -> np.ndarray:
-    """The sparse regime of :func:`sample_distinct` (every ``high`` ≥ 2·count)."""
-    n = high.size
-    span = int(high.max())
-    if n > 1 and n * span * count >= 1 << 62:  # keep the int64 codes below from overflowing
-        half = n // 2
-        return np.concatenate(
-            [_distinct_sparse(rng, high[:half], count), _distinct_sparse(rng, high[half:], count)]
-        )
-    vals = _uniform_below(rng, high, count)
-    # sort each row by (value, position): an entry repeating its left neighbour's value repeats
-    # an earlier position and is redrawn
-    code = np.sort(vals * count + np.arange(count), axis=1)
-    srt = code // count
-    r, c = np.nonzero(srt[:, 1:] == srt[:, :-1])
-    if r.size == 0:
-        return vals
-    pos = code[r, c + 1] % count
-    taken = [(srt + np.arange(n)[:, None] * span).ravel()]  # sorted row * span + value
-    while r.size:
-        # pending entries in order of (row, new value, position): the first of a tie wins
-        key = r * span + rng.integers(0, high[r], dtype=np.int64)
-        code = np.sort(key * count + pos)
-        key, pos = np.divmod(code, count)
-        ok = np.ones(key.size, dtype=bool)
-        ok[1:] = key[1:] != key[:-1]
-        for values in taken:
-            ok &= ~_in_sorted(values, key)  # sorted needles: numpy's binary search is fast
-        r, new = np.divmod(key, span)
-        vals[r[ok], pos[ok]] = new[ok]
-        taken.append(key[ok])  # already sorted
-        r, pos = r[~ok], pos[~ok]
-    return vals
 
 
 class AssociativeRecall(Task):
@@ -386,5 +289,5 @@ def _redraw_keys(
     cand = np.flatnonzero(bloom[slot])
     cand = cand[cand % width >= start]
     while cand.size:
-        cand = cand[_in_sorted(sorted_keys, (cand // width) * vocab + flat[cand])]
+        cand = cand[in_sorted(sorted_keys, (cand // width) * vocab + flat[cand])]
         flat[cand] = rng.integers(0, vocab, size=cand.size, dtype=np.int64)

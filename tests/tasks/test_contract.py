@@ -158,19 +158,6 @@ def test_encode_decode_round_trip(name: str) -> None:
     check()
 
 
-@pytest.mark.parametrize(("count", "universe"), [(204, 2048), (5, 5), (3, 10**6), (60, 64)])
-def test_distinct_rows_is_uniform_and_fast_in_every_regime(count: int, universe: int) -> None:
-    from sepbench.tasks.base import distinct_rows
-
-    rows = distinct_rows(np.random.default_rng(0), 256, count, universe)
-    assert rows.shape == (256, count)
-    assert ((rows >= 0) & (rows < universe)).all()
-    assert all(len(set(r)) == count for r in rows.tolist())
-    if count < universe:
-        # the first column is uniform: not stuck on the smallest values (argpartition order)
-        assert rows[:, 0].mean() > 0.3 * universe
-
-
 def test_unknown_task_names_the_known_ones() -> None:
     with pytest.raises(UserError, match="known tasks: index_lookup"):
         tasks.make("nope")

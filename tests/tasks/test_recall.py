@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from sepbench import tasks, testing
 from sepbench.errors import UserError
 from sepbench.tasks import IGNORE
-from sepbench.tasks.recall import sample_distinct
+from sepbench.tasks.base import sample_distinct
 
 # ----------------------------------------------------------------------------- sample_distinct
 
