@@ -271,21 +271,12 @@ class Task(abc.ABC):
     def format_row(self, batch: Batch, row: int) -> str:
         """One example as readable text (what `sepbench tasks sample` prints).
 
-        Single-answer tasks: ``input → answer``. Trace tasks: the prompt, then the trace the
-        model must write. Tasks supervised at many positions: the input, then
-        ``position:target`` pairs. Tasks may override this for a friendlier layout.
+        Single-answer tasks: ``input  →  answer``; tasks supervised at several positions: the
+        input, then ``position:target`` pairs. Trace tasks override this with a layout of
+        their own (e.g. is_tree puts each DFS step on its own line).
         """
         tokens = self.decode(batch.inputs[row])
         sup = self.supervised_positions(batch, row)
-        prompt = int(batch.prompt_lengths[row])
-        if prompt < len(tokens):
-            answer = sup[-1][1] if sup else "?"
-            return (
-                " ".join(tokens[:prompt])
-                + "\n  trace: "
-                + " ".join(tokens[prompt:])
-                + f"\n  → {answer}"
-            )
         if len(sup) == 1 and sup[0][0] == len(tokens) - 1:
             return " ".join(tokens) + "  →  " + sup[0][1]
         return " ".join(tokens) + "\n  targets: " + " ".join(f"{t}:{tok}" for t, tok in sup)
