@@ -18,6 +18,7 @@ logarithmic, and the axis label says so).
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -69,6 +70,8 @@ def _y_scale(ax: Axes, values: Sequence[float], what: str) -> None:
 
 def _legend_below(fig: Figure, ax: Axes, ncol: int = 1) -> None:
     handles, labels = ax.get_legend_handles_labels()
+    width = 120 if ncol == 1 else 62
+    labels = [textwrap.fill(t, width, subsequent_indent="    ") for t in labels]
     if handles:
         fig.legend(
             handles, labels, loc="outside lower center", ncol=ncol, fontsize=7.5, frameon=False
@@ -246,7 +249,9 @@ def separation_figure(task: TaskInfo, pairs: Sequence[PairData], precision_bits:
         who = ", ".join(seen[key])
         what = "construction" if b.side == "upper" else "lower bound"
         unit = f" in {who}'s width" if b.side == "lower" else f" ({who})"
-        shape = "" if b.exact else " (form only)"
+        shape = ""
+        if not b.exact:
+            shape = " (form only, scaled to the median)" if "scaled" in b.conversion else " (form)"
         _draw_bound(
             ax,
             b,

@@ -226,3 +226,16 @@ def test_report_of_an_unfinished_study(tmp_path: Path) -> None:
     (row,) = verdict_rows(md)
     assert row[6] == "undecided" and "no growth fit" in row[7]
     assert (tmp_path / "r" / "figures" / "width__index_lookup__gru.png").stat().st_size > 5000
+
+
+def test_construction_names_are_looked_up_in_the_registry() -> None:
+    constructions = pytest.importorskip("sepbench.constructions")
+    name, entry = next(iter(constructions.registry().items()))
+    (curve,) = report.construction_curves({name: [(8, 12), (4, 10)]})
+    assert (curve.task, curve.result_id, curve.points) == (
+        entry.task,
+        entry.result_id,
+        ((4, 10.0), (8, 12.0)),
+    )
+    with pytest.raises(UserError, match="'no-such' is not registered"):
+        report.construction_curves({"no-such": [(4, 1)]})
