@@ -503,7 +503,10 @@ def interpretation(direction: str, outcome: str, reason: str = "") -> str:
     """What a verdict on a *trained* width can and cannot say (theory.md), in a few words."""
     if direction == "lower" or (direction == "tight" and "below the lower bound" in reason):
         if outcome == "inconsistent":
-            return "a width below a lower bound is a bug report, not a discovery"
+            return (
+                "no model can beat a lower bound: check the trial (evaluation, threshold) or "
+                "whether the bound's assumptions hold for this task"
+            )
         if outcome == "consistent":
             return (
                 "above the bound, which binds only at large N: at these N the trained width "
