@@ -21,11 +21,11 @@ from dataclasses import replace
 from typing import Any, cast
 
 from torch import Tensor, nn
-from torch.func import functional_call, vmap
 
+from sepbench.models.access import Weights
 from sepbench.models.base import SeqModel, State
 from sepbench.models.options import Option, int_option
-from sepbench.models.rnn import CELLS, NONLINEARITIES, RecurrentStack, batched_linear, sub_params
+from sepbench.models.rnn import CELLS, NONLINEARITIES, RecurrentStack
 from sepbench.models.ssm import SSMLayer, ssm_options
 from sepbench.models.transformer import (
     Block,
@@ -122,31 +122,31 @@ class HybridModel(SeqModel):
     def check_options(cls, width: int, o: dict[str, Any]) -> None:
         check_attention_options(cls.family, width, o)
 
-    def _recurrent(self, inputs: Tensor) -> Tensor:
-        if self.core is not None:
-            return self.core.hidden(self.embed, self.rnn, inputs)
-        assert self.embed is not None
-        x: Tensor = self.embed(inputs)
-        for layer in self.ssm_layers:
-            x = layer(x)
-        return x
-
-    def _top(self, x: Tensor) -> Tensor:
-        out: Tensor = self.readout(self.norm_f(self.block(self.positions(x))))
-        return out
-
     def forward(self, inputs: Tensor) -> Tensor:
         self._check_inputs(inputs)
-        return self._top(self._recurrent(inputs))
+        if self.core is not None:
+            x = self.core.hidden(self.embed, self.rnn, inputs)
+        else:
+            x = self._ssm(inputs, Weights.of(self))
+        return self._top(x, Weights.of(self))
 
     def ensemble_forward(self, params: Mapping[str, Tensor], inputs: Tensor) -> Tensor:
-        if self.core is None:
-            return super().ensemble_forward(params, inputs)
-        x = self.core.hidden_batched(params, inputs)
-        for name, module in (("positions", self.positions), ("block", self.block)):
-            x = _vmapped(module, sub_params(params, name + "."), x)
-        x = _vmapped(self.norm_f, sub_params(params, "norm_f."), x)
-        return batched_linear(x, params["readout.weight"], params.get("readout.bias"))
+        w = Weights.stacked(self, params)
+        if self.core is not None:
+            x = self.core.hidden_batched(params, inputs)
+        else:
+            x = self._ssm(inputs, w)
+        return self._top(x, w)
+
+    def _ssm(self, inputs: Tensor, w: Weights) -> Tensor:
+        x = w.embed(inputs, "embed")
+        for i, layer in enumerate(self.ssm_layers):
+            x = cast(SSMLayer, layer).run(x, w.sub(f"ssm_layers.{i}"))
+        return x
+
+    def _top(self, x: Tensor, w: Weights) -> Tensor:
+        x = self.block.run(self.positions.run(x, w.sub("positions")), w.sub("block"))
+        return w.linear(w.norm(x, "norm_f"), "readout")
 
     def state_size(self, length: int) -> int:
         o = self.options
@@ -183,18 +183,3 @@ class HybridModel(SeqModel):
         x, k, v = self.block.step(x, k, v)
         out: Tensor = self.readout(self.norm_f(x))
         return out, (*rec, k, v)
-
-
-def _vmapped(module: nn.Module, params: dict[str, Tensor], x: Tensor) -> Tensor:
-    """Apply E copies of ``module`` (stacked ``params``) to ``x : [E, ...]``."""
-    if not params:
-        e = x.shape[0]
-        out: Tensor = module(x.reshape(e * x.shape[1], *x.shape[2:]))
-        return out.reshape(x.shape[0], x.shape[1], *out.shape[1:])
-
-    def one(p: dict[str, Tensor], xi: Tensor) -> Tensor:
-        res: Tensor = functional_call(module, p, (xi,))
-        return res
-
-    result: Tensor = vmap(one)(params, x)
-    return result

@@ -4,21 +4,27 @@ Used by ensembles of the ``elman``/``lstm``/``gru``/``rag``/``hybrid`` families 
 its own weights and its own data) and by the single sigmoid Elman network (E = 1), which
 ``torch.nn.RNN`` does not offer.
 
-Why hand-written: a Python loop over time recorded by autograd costs ~20 graph nodes per step;
-these ``torch.autograd.Function`` s run the forward loop without a graph (writing into
-preallocated buffers with ``out=``) and the backward loop with a handful of fused kernels per
-step (``sigmoid_backward``/``tanh_backward``), and compute the recurrent weight gradient with
-one batched matmul over all steps at the end.
+Why hand-written: a Python loop over time recorded by autograd costs ~20 graph nodes per step.
+These ``torch.autograd.Function`` s run the forward loop without a graph, writing into
+preallocated buffers, and the backward loop with a handful of fused kernels per step
+(``sigmoid_backward``/``tanh_backward`` with ``out=``), accumulating the recurrent weight
+gradient with one batched matmul per step.
 
-Layouts (all float tensors; E members, T steps, B rows, H units):
+Layout: time-major and *feature-major* — a step's states are ``[E, H, B]`` (features before
+batch rows), so pre-activations are ``W @ h`` (``[E, G·H, H] @ [E, H, B]``) and every gate is a
+contiguous run of H·B floats per member: elementwise kernels stay vectorised even at H = 8,
+where slicing gates out of a ``[..., G·H]`` last dimension would not.
 
-* ``xp : [E, T, B, G·H]`` — the input pre-activations ``W_ih x_t + biases`` for every step
-  (G = 1 Elman, 3 GRU, 4 LSTM), computed by the caller;
+* the input pre-activations ``W_ih x_t + biases`` of every step (G = 1 Elman, 3 GRU, 4 LSTM),
+  either as a tensor ``xp : [T, E, G·H, B]`` (layers above the first), or — for the first layer,
+  whose input is a token — as a per-token table ``table : [E, G·H, V]`` plus the token ids
+  ``idx : [T, E, B]``, gathered step by step (no [T, E, G·H, B] tensor, no transposes; the table's
+  gradient is scatter-added step by step);
 * ``whh : [E, G·H, H]`` — the recurrent weights (``torch.nn`` orientation: pre = W h);
-* the result ``hs : [E, T, B, H]`` — the hidden state after each step; the initial state is 0.
+* the result ``hs : [T, E, H, B]`` — the hidden state after each step; the initial state is 0.
 
 Gate orders here: LSTM ``i, f, o, g`` (the caller permutes torch's ``i, f, g, o`` once per call
-so that one call activates the three sigmoid gates); GRU ``r, z, n`` as in torch.
+so that the three sigmoid gates are adjacent); GRU ``r, z, n`` as in torch.
 """
 
 from __future__ import annotations
@@ -31,6 +37,47 @@ from torch import Tensor
 _aten = torch.ops.aten
 
 
+class _Source:
+    """A step's input pre-activations: ``xp[t]``, or ``table`` gathered at ``idx[t]``."""
+
+    def __init__(self, data: Tensor, idx: Tensor | None) -> None:
+        self.data = data
+        self.idx = idx
+        if idx is None:
+            self.steps = data.unbind(0)
+            self.length = data.shape[0]
+        else:
+            e, f, _ = data.shape
+            t_len, _, b = idx.shape
+            self.length = t_len
+            self.index = idx.unsqueeze(2).expand(t_len, e, f, b).unbind(0)
+
+    def shape(self) -> tuple[int, int, int, int]:
+        """(T, E, F, B)."""
+        if self.idx is None:
+            t, e, f, b = self.data.shape
+            return t, e, f, b
+        t, e, b = self.idx.shape
+        return t, e, self.data.shape[1], b
+
+    def load(self, t: int, out: Tensor) -> Tensor:
+        """Write step t's pre-activations ``[E, F, B]`` into ``out``."""
+        if self.idx is None:
+            out.copy_(self.steps[t])
+        else:
+            torch.gather(self.data, 2, self.index[t], out=out)
+        return out
+
+    def grad_buffer(self) -> Tensor | None:
+        """Where the backward pass accumulates d(table) (None in xp mode: the caller keeps the
+        full per-step gradient buffer and returns it as d(xp))."""
+        return None if self.idx is None else torch.zeros_like(self.data)
+
+    def accumulate(self, buffer: Tensor | None, t: int, d: Tensor) -> None:
+        if buffer is not None:
+            buffer.scatter_add_(2, self.index[t], d)
+
+
 def _act_(x: Tensor, nonlinearity: str) -> None:
     if nonlinearity == "tanh":
         x.tanh_()
@@ -40,110 +87,138 @@ def _act_(x: Tensor, nonlinearity: str) -> None:
         x.relu_()
 
 
-def _act_backward(grad: Tensor, out: Tensor, nonlinearity: str) -> Tensor:
-    """d act / d pre, expressed through the activation's output ``out``."""
+def _act_backward(grad: Tensor, out: Tensor, nonlinearity: str, result: Tensor) -> None:
+    """``result = grad · act'(pre)``, expressed through the activation's output ``out``."""
     if nonlinearity == "tanh":
-        res: Tensor = _aten.tanh_backward(grad, out)
+        _aten.tanh_backward.grad_input(grad, out, grad_input=result)
     elif nonlinearity == "sigmoid":
-        res = _aten.sigmoid_backward(grad, out)
+        _aten.sigmoid_backward.grad_input(grad, out, grad_input=result)
     else:
-        res = _aten.threshold_backward(grad, out, 0)
-    return res
-
-
-def _prev_states(hs_full: Tensor) -> Tensor:
-    """``[E, T+1, B, H]`` states (index 0 = initial) -> ``[E, T·B, H]`` view of h_{t-1}."""
-    e, t1, b, h = hs_full.shape
-    return hs_full[:, : t1 - 1].reshape(e, (t1 - 1) * b, h)
+        _aten.threshold_backward.grad_input(grad, out, 0, grad_input=result)
 
 
 class _ElmanScan(torch.autograd.Function):
     """h_t = act(xp_t + W h_{t-1})."""
 
     @staticmethod
-    def forward(ctx: Any, xp: Tensor, whh: Tensor, nonlinearity: str) -> Tensor:
-        e, t_len, b, h = xp.shape
-        hs = xp.new_empty(e, t_len + 1, b, h)
-        hs[:, 0].zero_()
-        w_t = whh.transpose(1, 2)
+    def forward(
+        ctx: Any, data: Tensor, idx: Tensor | None, whh: Tensor, nonlinearity: str
+    ) -> Tensor:
+        src = _Source(data, idx)
+        t_len, e, h, b = src.shape()
+        hs = data.new_empty(t_len + 1, e, h, b)
+        hs[0].zero_()
+        h_steps = hs.unbind(0)
         for t in range(t_len):
-            out = hs[:, t + 1]
-            torch.baddbmm(xp[:, t], hs[:, t], w_t, out=out)
+            out = src.load(t, h_steps[t + 1])
+            out.baddbmm_(whh, h_steps[t])
             _act_(out, nonlinearity)
-        ctx.save_for_backward(whh, hs)
+        ctx.save_for_backward(data, idx, whh, hs)
         ctx.nonlinearity = nonlinearity
-        return hs[:, 1:]
+        return hs[1:]
 
     @staticmethod
-    def backward(ctx: Any, d_hs: Tensor) -> tuple[Tensor, Tensor, None]:
-        whh, hs = ctx.saved_tensors
-        e, t1, b, h = hs.shape
-        t_len = t1 - 1
-        d_pre = torch.empty(e, t_len, b, h, dtype=hs.dtype, device=hs.device)
-        dh = torch.zeros(e, b, h, dtype=hs.dtype, device=hs.device)
-        for t in range(t_len - 1, -1, -1):
-            dh.add_(d_hs[:, t])
-            dp = d_pre[:, t]
-            dp.copy_(_act_backward(dh, hs[:, t + 1], ctx.nonlinearity))
-            torch.bmm(dp, whh, out=dh)
-        d_w = torch.bmm(d_pre.reshape(e, t_len * b, h).transpose(1, 2), _prev_states(hs))
-        return d_pre, d_w, None
+    def backward(ctx: Any, d_hs: Tensor) -> tuple[Tensor, None, Tensor, None]:
+        data, idx, whh, hs = ctx.saved_tensors
+        src = _Source(data, idx)
+        t1, e, h, b = hs.shape
+        d_pre = hs.new_empty(t1 - 1, e, h, b)
+        d_src = src.grad_buffer()
+        dh = hs.new_empty(e, h, b)
+        d_w = torch.zeros_like(whh)
+        w_t = whh.transpose(1, 2)
+        h_steps, d_steps, g_steps = hs.unbind(0), d_pre.unbind(0), d_hs.unbind(0)
+        for t in range(t1 - 2, -1, -1):
+            if t == t1 - 2:
+                dh.copy_(g_steps[t])
+            else:  # dL/dh_t = its own gradient + W^T (dL/dpre_{t+1})
+                torch.baddbmm(g_steps[t], w_t, d_steps[t + 1], out=dh)
+            dp = d_steps[t]
+            _act_backward(dh, h_steps[t + 1], ctx.nonlinearity, dp)
+            d_w.baddbmm_(dp, h_steps[t].transpose(1, 2))
+            src.accumulate(d_src, t, dp)
+        return (d_pre if d_src is None else d_src), None, d_w, None
 
 
 class _LSTMScan(torch.autograd.Function):
     """Gates (order i, f, o, g) = xp_t + W h_{t-1}; c_t = f c_{t-1} + i g; h_t = o tanh(c_t)."""
 
     @staticmethod
-    def forward(ctx: Any, xp: Tensor, whh: Tensor) -> Tensor:
-        e, t_len, b, g4 = xp.shape
+    def forward(ctx: Any, data: Tensor, idx: Tensor | None, whh: Tensor) -> Tensor:
+        src = _Source(data, idx)
+        t_len, e, g4, b = src.shape()
         h = g4 // 4
-        gates = torch.empty_like(xp)
-        hs = xp.new_empty(e, t_len + 1, b, h)
-        cs = xp.new_empty(e, t_len + 1, b, h)
-        tcs = xp.new_empty(e, t_len, b, h)
-        hs[:, 0].zero_()
-        cs[:, 0].zero_()
-        w_t = whh.transpose(1, 2)
+        gates = data.new_empty(t_len, e, g4, b)  # activated: sigmoid(i, f, o), tanh(g)
+        hs = data.new_empty(t_len + 1, e, h, b)
+        cs = data.new_empty(t_len + 1, e, h, b)
+        tcs = data.new_empty(t_len, e, h, b)  # tanh(c_t)
+        qs = data.new_empty(t_len, e, h, b)  # o_t (1 - tanh(c_t)^2) = dh_t -> dc_t factor
+        hs[0].zero_()
+        cs[0].zero_()
+        g_steps = gates.unbind(0)
+        h_steps, c_steps, tc_steps, q_steps = (
+            hs.unbind(0),
+            cs.unbind(0),
+            tcs.unbind(0),
+            qs.unbind(0),
+        )
+        sig_steps = gates[:, :, : 3 * h].unbind(0)
+        i_steps, f_steps = gates[:, :, :h].unbind(0), gates[:, :, h : 2 * h].unbind(0)
+        o_steps, gg_steps = gates[:, :, 2 * h : 3 * h].unbind(0), gates[:, :, 3 * h :].unbind(0)
         for t in range(t_len):
-            g = gates[:, t]
-            torch.baddbmm(xp[:, t], hs[:, t], w_t, out=g)
-            g[..., : 3 * h].sigmoid_()
-            g[..., 3 * h :].tanh_()
-            c = cs[:, t + 1]
-            torch.mul(g[..., h : 2 * h], cs[:, t], out=c)
-            c.addcmul_(g[..., :h], g[..., 3 * h :])
-            torch.tanh(c, out=tcs[:, t])
-            torch.mul(g[..., 2 * h : 3 * h], tcs[:, t], out=hs[:, t + 1])
-        ctx.save_for_backward(whh, gates, hs, cs, tcs)
-        return hs[:, 1:]
+            src.load(t, g_steps[t]).baddbmm_(whh, h_steps[t])
+            sig_steps[t].sigmoid_()
+            gg_steps[t].tanh_()
+            c = c_steps[t + 1]
+            torch.mul(f_steps[t], c_steps[t], out=c)
+            c.addcmul_(i_steps[t], gg_steps[t])
+            torch.tanh(c, out=tc_steps[t])
+            torch.mul(o_steps[t], tc_steps[t], out=h_steps[t + 1])
+            _aten.tanh_backward.grad_input(o_steps[t], tc_steps[t], grad_input=q_steps[t])
+        ctx.save_for_backward(data, idx, whh, gates, hs, cs, tcs, qs)
+        return hs[1:]
 
     @staticmethod
-    def backward(ctx: Any, d_hs: Tensor) -> tuple[Tensor, Tensor]:
-        whh, gates, hs, cs, tcs = ctx.saved_tensors
-        e, t_len, b, g4 = gates.shape
+    def backward(ctx: Any, d_hs: Tensor) -> tuple[Tensor, None, Tensor]:
+        data, idx, whh, gates, hs, cs, tcs, qs = ctx.saved_tensors
+        src = _Source(data, idx)
+        t_len, e, g4, b = gates.shape
         h = g4 // 4
         d_gates = torch.empty_like(gates)
-        dh = torch.zeros(e, b, h, dtype=hs.dtype, device=hs.device)
+        d_src = src.grad_buffer()
+        dh = hs.new_empty(e, h, b)
         dc = torch.zeros_like(dh)
-        tmp = torch.empty_like(dh)
+        d_w = torch.zeros_like(whh)
+        w_t = whh.transpose(1, 2)
+        h_steps, c_steps, tc_steps, q_steps = (
+            hs.unbind(0),
+            cs.unbind(0),
+            tcs.unbind(0),
+            qs.unbind(0),
+        )
+        i_steps, f_steps = gates[:, :, :h].unbind(0), gates[:, :, h : 2 * h].unbind(0)
+        gg_steps, sig_steps = gates[:, :, 3 * h :].unbind(0), gates[:, :, : 3 * h].unbind(0)
+        d_steps, dsig_steps = d_gates.unbind(0), d_gates[:, :, : 3 * h].unbind(0)
+        di_steps, df_steps = d_gates[:, :, :h].unbind(0), d_gates[:, :, h : 2 * h].unbind(0)
+        do_steps = d_gates[:, :, 2 * h : 3 * h].unbind(0)
+        dg_steps = d_gates[:, :, 3 * h :].unbind(0)
+        grad_steps = d_hs.unbind(0)
         for t in range(t_len - 1, -1, -1):
-            g = gates[:, t]
-            d = d_gates[:, t]
-            gi, gf, go, gg = g[..., :h], g[..., h : 2 * h], g[..., 2 * h : 3 * h], g[..., 3 * h :]
-            dh.add_(d_hs[:, t])
-            tc = tcs[:, t]
-            torch.mul(dh, tc, out=d[..., 2 * h : 3 * h])  # d o (before the sigmoid)
-            torch.mul(dh, go, out=tmp)
-            dc.add_(_aten.tanh_backward(tmp, tc))
-            torch.mul(dc, gg, out=d[..., :h])  # d i
-            torch.mul(dc, cs[:, t], out=d[..., h : 2 * h])  # d f
-            torch.mul(dc, gi, out=d[..., 3 * h :])  # d g
-            dc.mul_(gf)
-            d[..., : 3 * h] = _aten.sigmoid_backward(d[..., : 3 * h], g[..., : 3 * h])
-            d[..., 3 * h :] = _aten.tanh_backward(d[..., 3 * h :], gg)
-            torch.bmm(d, whh, out=dh)
-        d_w = torch.bmm(d_gates.reshape(e, t_len * b, g4).transpose(1, 2), _prev_states(hs))
-        return d_gates, d_w
+            if t == t_len - 1:
+                dh.copy_(grad_steps[t])
+            else:  # dL/dh_t = its own gradient + W^T (dL/dgates_{t+1})
+                torch.baddbmm(grad_steps[t], w_t, d_steps[t + 1], out=dh)
+            dc.addcmul_(dh, q_steps[t])  # dc already holds f_{t+1} dL/dc_{t+1}
+            torch.mul(dh, tc_steps[t], out=do_steps[t])
+            torch.mul(dc, gg_steps[t], out=di_steps[t])
+            torch.mul(dc, c_steps[t], out=df_steps[t])
+            torch.mul(dc, i_steps[t], out=dg_steps[t])
+            dc.mul_(f_steps[t])
+            _aten.sigmoid_backward.grad_input(dsig_steps[t], sig_steps[t], grad_input=dsig_steps[t])
+            _aten.tanh_backward.grad_input(dg_steps[t], gg_steps[t], grad_input=dg_steps[t])
+            d_w.baddbmm_(d_steps[t], h_steps[t].transpose(1, 2))
+            src.accumulate(d_src, t, d_steps[t])
+        return (d_gates if d_src is None else d_src), None, d_w
 
 
 class _GRUScan(torch.autograd.Function):
@@ -151,79 +226,103 @@ class _GRUScan(torch.autograd.Function):
     h_t = n + z (h_{t-1} - n)  (torch.nn.GRU's equations)."""
 
     @staticmethod
-    def forward(ctx: Any, xp: Tensor, whh: Tensor, bhh: Tensor) -> Tensor:
-        e, t_len, b, g3 = xp.shape
+    def forward(ctx: Any, data: Tensor, idx: Tensor | None, whh: Tensor, bhh: Tensor) -> Tensor:
+        src = _Source(data, idx)
+        t_len, e, g3, b = src.shape()
         h = g3 // 3
-        hh = torch.empty_like(xp)  # W h + b_hh, per step
-        rz = xp.new_empty(e, t_len, b, 2 * h)
-        ns = xp.new_empty(e, t_len, b, h)
-        hs = xp.new_empty(e, t_len + 1, b, h)
-        hs[:, 0].zero_()
-        w_t = whh.transpose(1, 2)
-        bias = bhh.unsqueeze(1)
-        tmp = xp.new_empty(e, b, h)
+        hh = data.new_empty(t_len, e, g3, b)  # W h + b_hh, per step
+        rz = data.new_empty(t_len, e, 2 * h, b)
+        ns = data.new_empty(t_len, e, h, b)
+        hmn = data.new_empty(t_len, e, h, b)  # h_{t-1} - n_t
+        hs = data.new_empty(t_len + 1, e, h, b)
+        x = data.new_empty(e, g3, b)  # this step's input pre-activations
+        hs[0].zero_()
+        bias = bhh.unsqueeze(2)
+        a_steps, h_steps, rz_steps, n_steps = hh.unbind(0), hs.unbind(0), rz.unbind(0), ns.unbind(0)
+        an_steps, hmn_steps = hh[:, :, 2 * h :].unbind(0), hmn.unbind(0)
+        arz_steps = hh[:, :, : 2 * h].unbind(0)
+        r_steps, z_steps = rz[:, :, :h].unbind(0), rz[:, :, h:].unbind(0)
+        x_rz, x_n = x[:, : 2 * h], x[:, 2 * h :]
         for t in range(t_len):
-            a = hh[:, t]
-            torch.baddbmm(bias, hs[:, t], w_t, out=a)
-            x = xp[:, t]
-            r_z = rz[:, t]
-            torch.add(x[..., : 2 * h], a[..., : 2 * h], out=r_z)
+            src.load(t, x)
+            torch.baddbmm(bias, whh, h_steps[t], out=a_steps[t])
+            r_z = rz_steps[t]
+            torch.add(x_rz, arz_steps[t], out=r_z)
             r_z.sigmoid_()
-            n = ns[:, t]
-            torch.addcmul(x[..., 2 * h :], r_z[..., :h], a[..., 2 * h :], out=n)
+            n = n_steps[t]
+            torch.addcmul(x_n, r_steps[t], an_steps[t], out=n)
             n.tanh_()
-            torch.sub(hs[:, t], n, out=tmp)
-            torch.addcmul(n, r_z[..., h:], tmp, out=hs[:, t + 1])
-        ctx.save_for_backward(whh, hh, rz, ns, hs)
-        return hs[:, 1:]
+            torch.sub(h_steps[t], n, out=hmn_steps[t])
+            torch.addcmul(n, z_steps[t], hmn_steps[t], out=h_steps[t + 1])
+        ctx.save_for_backward(data, idx, whh, hh, rz, ns, hmn, hs)
+        return hs[1:]
 
     @staticmethod
-    def backward(ctx: Any, d_hs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        whh, hh, rz, ns, hs = ctx.saved_tensors
-        e, t_len, b, g3 = hh.shape
+    def backward(ctx: Any, d_hs: Tensor) -> tuple[Tensor, None, Tensor, Tensor]:
+        data, idx, whh, hh, rz, ns, hmn, hs = ctx.saved_tensors
+        src = _Source(data, idx)
+        t_len, e, g3, b = hh.shape
         h = g3 // 3
         d_xp = torch.empty_like(hh)
         d_hh = torch.empty_like(hh)
-        dh = torch.zeros(e, b, h, dtype=hs.dtype, device=hs.device)
-        tmp = torch.empty_like(dh)
+        d_src = src.grad_buffer()
+        dh = hs.new_zeros(e, h, b)
+        tmp = torch.zeros_like(dh)
+        d_w = torch.zeros_like(whh)
+        w_t = whh.transpose(1, 2)
+        h_steps, n_steps, grad_steps = hs.unbind(0), ns.unbind(0), d_hs.unbind(0)
+        r_steps, z_steps = rz[:, :, :h].unbind(0), rz[:, :, h:].unbind(0)
+        rz_steps, hmn_steps = rz.unbind(0), hmn.unbind(0)
+        an_steps = hh[:, :, 2 * h :].unbind(0)
+        dx_steps, dxn_steps = d_xp.unbind(0), d_xp[:, :, 2 * h :].unbind(0)
+        dxrz_steps = d_xp[:, :, : 2 * h].unbind(0)
+        da_steps, dar_steps = d_hh.unbind(0), d_hh[:, :, :h].unbind(0)
+        daz_steps, darz_steps = d_hh[:, :, h : 2 * h].unbind(0), d_hh[:, :, : 2 * h].unbind(0)
+        dan_steps = d_hh[:, :, 2 * h :].unbind(0)
         for t in range(t_len - 1, -1, -1):
-            dh.add_(d_hs[:, t])
-            r, z, n = rz[:, t, :, :h], rz[:, t, :, h:], ns[:, t]
-            dx = d_xp[:, t]
-            da = d_hh[:, t]
+            if t == t_len - 1:
+                dh.copy_(grad_steps[t])
+            else:  # dL/dh_t = own gradient + z_{t+1} dL/dh_{t+1} + W^T dL/da_{t+1}
+                tmp.add_(grad_steps[t])
+                torch.baddbmm(tmp, w_t, da_steps[t + 1], out=dh)
+            n, dxn = n_steps[t], dxn_steps[t]
             # d n (pre-activation) = dh (1 - z) tanh'(n)
-            torch.mul(dh, z, out=tmp)
-            torch.sub(dh, tmp, out=dx[..., 2 * h :])
-            dx[..., 2 * h :] = _aten.tanh_backward(dx[..., 2 * h :], n)
-            # d z = dh (h_{t-1} - n);  d r = dn_pre * a_n
-            torch.sub(hs[:, t], n, out=da[..., h : 2 * h])
-            da[..., h : 2 * h].mul_(dh)
-            torch.mul(dx[..., 2 * h :], hh[:, t, :, 2 * h :], out=da[..., :h])
-            dx[..., : 2 * h] = _aten.sigmoid_backward(da[..., : 2 * h], rz[:, t])
-            da[..., : 2 * h] = dx[..., : 2 * h]
-            torch.mul(dx[..., 2 * h :], r, out=da[..., 2 * h :])
-            # dh_{t-1} = dh z + W^T da
-            torch.baddbmm(tmp, da, whh, out=dh)
-        d_w = torch.bmm(d_hh.reshape(e, t_len * b, g3).transpose(1, 2), _prev_states(hs))
-        d_b = d_hh.sum(dim=(1, 2))
-        return d_xp, d_w, d_b
+            torch.mul(dh, z_steps[t], out=tmp)
+            torch.sub(dh, tmp, out=dxn)
+            _aten.tanh_backward.grad_input(dxn, n, grad_input=dxn)
+            # d z = dh (h_{t-1} - n);  d r = dn_pre a_n  (both before their sigmoids)
+            torch.mul(dh, hmn_steps[t], out=daz_steps[t])
+            torch.mul(dxn, an_steps[t], out=dar_steps[t])
+            _aten.sigmoid_backward.grad_input(darz_steps[t], rz_steps[t], grad_input=darz_steps[t])
+            torch.mul(dxn, r_steps[t], out=dan_steps[t])
+            d_w.baddbmm_(da_steps[t], h_steps[t].transpose(1, 2))
+            if d_src is not None:
+                dxrz_steps[t].copy_(darz_steps[t])
+                src.accumulate(d_src, t, dx_steps[t])
+        if d_src is None:
+            d_xp[:, :, : 2 * h] = d_hh[:, :, : 2 * h]
+        d_b = d_hh.sum(dim=(0, 3))
+        return (d_xp if d_src is None else d_src), None, d_w, d_b
 
 
-def elman_scan(xp: Tensor, whh: Tensor, nonlinearity: str = "tanh") -> Tensor:
-    """Batched Elman recurrence; see the module docstring for layouts."""
+def elman_scan(
+    source: Tensor, whh: Tensor, nonlinearity: str = "tanh", idx: Tensor | None = None
+) -> Tensor:
+    """Batched Elman recurrence over ``xp`` (or ``table`` gathered at ``idx``); see the module
+    docstring for layouts."""
     if nonlinearity not in ("tanh", "sigmoid", "relu"):
         raise ValueError(f"unknown nonlinearity {nonlinearity!r}")
-    out: Tensor = _ElmanScan.apply(xp, whh, nonlinearity)
+    out: Tensor = _ElmanScan.apply(source.contiguous(), idx, whh, nonlinearity)
     return out
 
 
-def lstm_scan(xp: Tensor, whh: Tensor) -> Tensor:
+def lstm_scan(source: Tensor, whh: Tensor, idx: Tensor | None = None) -> Tensor:
     """Batched LSTM recurrence, gate order i, f, o, g; returns the hidden states."""
-    out: Tensor = _LSTMScan.apply(xp, whh)
+    out: Tensor = _LSTMScan.apply(source.contiguous(), idx, whh)
     return out
 
 
-def gru_scan(xp: Tensor, whh: Tensor, bhh: Tensor) -> Tensor:
-    """Batched GRU recurrence (torch's equations); ``xp`` holds W_ih x + b_ih only."""
-    out: Tensor = _GRUScan.apply(xp, whh, bhh)
+def gru_scan(source: Tensor, whh: Tensor, bhh: Tensor, idx: Tensor | None = None) -> Tensor:
+    """Batched GRU recurrence (torch's equations); the input part holds W_ih x + b_ih only."""
+    out: Tensor = _GRUScan.apply(source.contiguous(), idx, whh, bhh)
     return out

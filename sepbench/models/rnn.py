@@ -155,11 +155,13 @@ class RecurrentStack:
         result: Tensor = out
         return result
 
-    def hidden_batched(self, params: Mapping[str, Tensor], inputs: Tensor) -> Tensor:
-        """Top-layer states ``[E, B, T, width]`` of E stacked models (``params[name] : [E,
-        *shape]`` with names ``embed.weight`` and ``rnn.*``; ``inputs : [E, B, T]``)."""
-        e, b, t = inputs.shape
-        h, g = self.width, GATES[self.cell]
+    def hidden_batched(
+        self, params: Mapping[str, Tensor], inputs: Tensor, kernel_layout: bool = False
+    ) -> Tensor:
+        """Top-layer states ``[E, B, T, width]`` (the kernels' ``[T, E, width, B]`` if
+        ``kernel_layout``) of E stacked models (``params[name] : [E, *shape]`` with names
+        ``embed.weight`` and ``rnn.*``; ``inputs : [E, B, T]``)."""
+        h = self.width
         x: Tensor | None = None
         for k in range(self.layers):
             w_ih = params[f"rnn.weight_ih_l{k}"]
@@ -170,32 +172,30 @@ class RecurrentStack:
                 perm = torch.cat(
                     [torch.arange(0, 2 * h), torch.arange(3 * h, 4 * h), torch.arange(2 * h, 3 * h)]
                 ).to(w_ih.device)
-                w_ih, w_hh = w_ih[:, perm], w_hh[:, perm]
-                b_ih, b_hh = b_ih[:, perm], b_hh[:, perm]
+                w_ih, w_hh = w_ih.index_select(1, perm), w_hh.index_select(1, perm)
+                b_ih, b_hh = b_ih.index_select(1, perm), b_hh.index_select(1, perm)
             bias = b_ih if self.cell == "gru" else b_ih + b_hh
+            idx: Tensor | None = None
             if x is None:
-                # first layer: a per-token table of input pre-activations, gathered per step
+                # first layer: a per-token table [E, G·H, V] of input pre-activations, which
+                # the kernel gathers step by step at the token ids idx [T, E, B]
                 if self.onehot:
-                    table = w_ih.transpose(1, 2) + bias.unsqueeze(1)
+                    source = w_ih + bias.unsqueeze(2)
                 else:
-                    table = torch.baddbmm(
-                        bias.unsqueeze(1), params["embed.weight"], w_ih.transpose(1, 2)
+                    source = torch.baddbmm(
+                        bias.unsqueeze(2), w_ih, params["embed.weight"].transpose(1, 2)
                     )
-                offset = torch.arange(e, device=inputs.device) * self.vocab_size
-                idx = inputs.transpose(1, 2) + offset[:, None, None]
-                xp = F.embedding(idx, table.reshape(e * self.vocab_size, g * h))
+                idx = inputs.permute(2, 0, 1)
             else:
-                xp = torch.baddbmm(
-                    bias.unsqueeze(1), x.reshape(e, t * b, h), w_ih.transpose(1, 2)
-                ).view(e, t, b, g * h)
+                source = torch.matmul(w_ih, x) + bias.unsqueeze(2)  # [T, E, G·H, B]
             if self.cell == "lstm":
-                x = lstm_scan(xp, w_hh)
+                x = lstm_scan(source, w_hh, idx=idx)
             elif self.cell == "gru":
-                x = gru_scan(xp, w_hh, b_hh)
+                x = gru_scan(source, w_hh, b_hh, idx=idx)
             else:
-                x = elman_scan(xp, w_hh, self.nonlinearity)
+                x = elman_scan(source, w_hh, self.nonlinearity, idx=idx)
         assert x is not None
-        return x.transpose(1, 2)
+        return x if kernel_layout else x.permute(1, 3, 0, 2)
 
     # ------------------------------------------------------------- stepping
     def init_state(self, rnn: nn.Module, batch_size: int) -> State:
@@ -283,7 +283,7 @@ class RecurrentModel(SeqModel):
         return out
 
     def ensemble_forward(self, params: Mapping[str, Tensor], inputs: Tensor) -> Tensor:
-        h = self.core.hidden_batched(params, inputs)
+        h = self.core.hidden_batched(params, inputs)  # [E, B, T, H]
         return batched_linear(h, params["readout.weight"], params["readout.bias"])
 
     def state_size(self, length: int) -> int:

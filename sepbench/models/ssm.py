@@ -26,12 +26,14 @@ Model: ``embed.weight`` [vocab, d], ``norm_f``, ``readout.weight/bias`` [vocab, 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from sepbench.models.access import Weights
 from sepbench.models.base import SeqModel, State
 from sepbench.models.options import Option, int_option
 from sepbench.models.transformer import norm
@@ -40,20 +42,20 @@ CHUNK = 16
 """Time steps per chunk of the parallel scan (work O(T·CHUNK·d), memory likewise)."""
 
 
-def selective_scan(
-    u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, chunk: int = CHUNK
-) -> Tensor:
-    """y_t[c] = C_t · h_t[c, :] for h_t[c, :] = exp(Δ_t[c] A[c]) h_{t−1}[c, :] + Δ_t[c] u_t[c] B_t,
-    h_0 = 0, for all t at once.
+def selective_scan(a: Tensor, x: Tensor, B: Tensor, C: Tensor, chunk: int = CHUNK) -> Tensor:
+    """y_t[c] = C_t · h_t[c, :] for h_t[c, :] = exp(a_t[c]) h_{t−1}[c, :] + x_t[c] B_t, h_0 = 0,
+    for all t at once (a = Δ·A is the log-decay, x = Δ·u the write).
 
-    Shapes: ``u, delta : [Bt, T, d]``, ``A : [d]`` (≤ 0), ``B, C : [Bt, T, n]`` → ``[Bt, T, d]``.
+    Shapes: ``a, x : [..., T, d]`` (a ≤ 0), ``B, C : [..., T, n]`` → ``[..., T, d]``.
     """
-    bsz, t_len, d = u.shape
+    lead = a.shape[:-2]
+    t_len, d = a.shape[-2:]
     n = B.shape[-1]
+    a, x = a.reshape(-1, t_len, d), x.reshape(-1, t_len, d)
+    B, C = B.reshape(-1, t_len, n), C.reshape(-1, t_len, n)
+    bsz = a.shape[0]
     k = max(1, min(chunk, t_len))
     pad = (-t_len) % k
-    a = delta * A  # log-decay per step, <= 0
-    x = delta * u  # write strength per step
     if pad:  # zero log-decay and zero writes after the end change nothing before it
         a, x = F.pad(a, (0, 0, 0, pad)), F.pad(x, (0, 0, 0, pad))
         B, C = F.pad(B, (0, 0, 0, pad)), F.pad(C, (0, 0, 0, pad))
@@ -65,7 +67,7 @@ def selective_scan(
     L = a.cumsum(dim=2)  # [b, c, k, d]: log-decay from the chunk start through step t
 
     # inside each chunk: y_t = Σ_{s<=t} (C_t·B_s) exp(L_t − L_s) x_s
-    causal = torch.ones(k, k, dtype=torch.bool, device=u.device).tril()
+    causal = torch.ones(k, k, dtype=torch.bool, device=a.device).tril()
     seg = L.unsqueeze(3) - L.unsqueeze(2)  # [b, c, t, s, d]
     decay = torch.exp(seg.masked_fill(~causal[:, :, None], float("-inf")))
     cb = Cc @ Bc.transpose(-1, -2)  # [b, c, t, s]
@@ -79,12 +81,12 @@ def selective_scan(
         # state entering chunk c: Σ_{c' < c} exp(Q_{c−1} − Q_{c'}) S_{c'},  Q = cumsum(L_end)
         Q = L_end.cumsum(dim=1)
         Q_prev = Q - L_end
-        before = torch.ones(nc, nc, dtype=torch.bool, device=u.device).tril(-1)
+        before = torch.ones(nc, nc, dtype=torch.bool, device=a.device).tril(-1)
         seg2 = Q_prev.unsqueeze(2) - Q.unsqueeze(1)  # [b, c, c', d]
         D2 = torch.exp(seg2.masked_fill(~before[:, :, None], float("-inf")))
         H_in = torch.einsum("bxyd,bydn->bxdn", D2, S)
         y = y + torch.exp(L) * torch.einsum("bctn,bcdn->bctd", Cc, H_in)
-    return y.reshape(bsz, nc * k, d)[:, :t_len]
+    return y.reshape(bsz, nc * k, d)[:, :t_len].reshape(*lead, t_len, d)
 
 
 class SSMLayer(nn.Module):
@@ -108,27 +110,30 @@ class SSMLayer(nn.Module):
             dt = torch.exp(torch.empty(width).uniform_(math.log(1e-3), math.log(1e-1)))
             self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # softplus⁻¹(dt)
 
-    def _inputs(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
-        uz = self.in_proj(self.norm(x))
+    def _inputs(self, x: Tensor, w: Weights) -> tuple[Tensor, Tensor | None]:
+        uz = w.linear(w.norm(x, "norm"), "in_proj")
         if self.gate:
             u, z = uz.split(self.width, dim=-1)
             return u, z
         return uz, None
 
     def forward(self, x: Tensor) -> Tensor:
-        u, z = self._inputs(x)
-        delta = F.softplus(self.dt_proj(u))
-        A = -torch.exp(self.A_log)
-        y = selective_scan(u, delta, A, self.B_proj(u), self.C_proj(u), self.chunk)
-        y = y + self.D * u
+        return self.run(x, Weights.of(self))
+
+    def run(self, x: Tensor, w: Weights) -> Tensor:
+        """``x : [..., T, width]`` (a leading member dim E when ``w`` is stacked)."""
+        u, z = self._inputs(x, w)
+        delta = F.softplus(w.linear(u, "dt_proj"))
+        a = delta * -torch.exp(w.vector("A_log", delta))
+        y = selective_scan(a, delta * u, w.linear(u, "B_proj"), w.linear(u, "C_proj"), self.chunk)
+        y = y + w.vector("D", u) * u
         if z is not None:
             y = y * F.silu(z)
-        out: Tensor = x + self.out_proj(y)
-        return out
+        return x + w.linear(y, "out_proj")
 
     def step(self, x: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
         """``x : [B, d]``, state ``h : [B, d, n]`` → (output [B, d], new state)."""
-        u, z = self._inputs(x)
+        u, z = self._inputs(x, Weights.of(self))
         delta = F.softplus(self.dt_proj(u))
         decay = torch.exp(delta * -torch.exp(self.A_log))
         h = decay.unsqueeze(-1) * h + (delta * u).unsqueeze(-1) * self.B_proj(u).unsqueeze(1)
@@ -168,11 +173,17 @@ class SSMModel(SeqModel):
 
     def forward(self, inputs: Tensor) -> Tensor:
         self._check_inputs(inputs)
-        x = self.embed(inputs)
-        for layer in self.layers:
-            x = layer(x)
-        out: Tensor = self.readout(self.norm_f(x))
-        return out
+        return self.run(inputs, Weights.of(self))
+
+    def ensemble_forward(self, params: Mapping[str, Tensor], inputs: Tensor) -> Tensor:
+        return self.run(inputs, Weights.stacked(self, params))
+
+    def run(self, inputs: Tensor, w: Weights) -> Tensor:
+        """Logits for ``inputs : [B, T]`` (stacked weights: ``[E, B, T]`` → ``[E, B, T, V]``)."""
+        x = w.embed(inputs, "embed")
+        for i, layer in enumerate(self.layers):
+            x = cast(SSMLayer, layer).run(x, w.sub(f"layers.{i}"))
+        return w.linear(w.norm(x, "norm_f"), "readout")
 
     def state_size(self, length: int) -> int:
         return self.options["layers"] * self.width * self.options["state_dim"]

@@ -33,6 +33,7 @@ usually build with ``bias=False``. A layer computes ``x = x + attn(ln1(x))`` the
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any, cast
 
 import torch
@@ -40,6 +41,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sepbench.errors import UserError
+from sepbench.models.access import Weights
 from sepbench.models.base import SeqModel, State
 from sepbench.models.options import Option, int_option
 
@@ -111,17 +113,23 @@ class Attention(nn.Module):
         self.W_V = nn.Linear(width, inner, bias=bias)
         self.W_O = nn.Linear(inner, width, bias=bias)
 
-    def _split(self, y: Tensor) -> Tensor:  # [B, T, H·dh] -> [B, H, T, dh]
-        b, t, _ = y.shape
-        return y.view(b, t, self.heads, self.head_dim).transpose(1, 2)
+    def _split(self, y: Tensor) -> Tensor:  # [..., T, H·dh] -> [..., H, T, dh]
+        return y.view(*y.shape[:-1], self.heads, self.head_dim).transpose(-3, -2)
 
     def forward(self, x: Tensor) -> Tensor:
-        b, t, _ = x.shape
-        q, k, v = self._split(self.W_Q(x)), self._split(self.W_K(x)), self._split(self.W_V(x))
+        return self.run(x, Weights.of(self))
+
+    def run(self, x: Tensor, w: Weights) -> Tensor:
+        """``x : [..., T, width]`` (a leading member dim E when ``w`` is stacked)."""
+        q, k, v = (self._split(w.linear(x, n)) for n in ("W_Q", "W_K", "W_V"))
         if self.use_rope:
             q, k = rope(q), rope(k)
-        y = causal_attention(q, k, v, self.scale)
-        return self.W_O(y.transpose(1, 2).reshape(b, t, self.heads * self.head_dim))
+        lead = q.shape[:-3]
+        if len(lead) != 1:  # fold (E, B) into one batch dimension: attention has no weights
+            q, k, v = (z.reshape(-1, *z.shape[-3:]) for z in (q, k, v))
+        y = causal_attention(q, k, v, self.scale).view(*lead, *q.shape[-3:])
+        y = y.transpose(-3, -2).reshape(*x.shape[:-1], self.heads * self.head_dim)
+        return w.linear(y, "W_O")
 
     def weights(self, x: Tensor) -> Tensor:
         """The attention pattern ``[B, H, T, T]`` (row t: how position t spreads its attention
@@ -154,8 +162,10 @@ class MLP(nn.Module):
         self.fc2 = nn.Linear(hidden, width, bias=bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        out: Tensor = self.fc2(torch.relu(self.fc1(x)))
-        return out
+        return self.run(x, Weights.of(self))
+
+    def run(self, x: Tensor, w: Weights) -> Tensor:
+        return w.linear(torch.relu(w.linear(x, "fc1")), "fc2")
 
 
 def norm(width: int, on: bool) -> nn.Module:
@@ -183,9 +193,12 @@ class Block(nn.Module):
         self.mlp = MLP(width, mlp_width, bias) if mlp_width > 0 else None
 
     def forward(self, x: Tensor) -> Tensor:
-        x = x + self.attn(self.ln1(x))
+        return self.run(x, Weights.of(self))
+
+    def run(self, x: Tensor, w: Weights) -> Tensor:
+        x = x + self.attn.run(w.norm(x, "ln1"), w.sub("attn"))
         if self.mlp is not None:
-            x = x + self.mlp(self.ln2(x))
+            x = x + self.mlp.run(w.norm(x, "ln2"), w.sub("mlp"))
         return x
 
     def step(self, x: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -265,6 +278,9 @@ class Positions(nn.Module):
         self.pos_emb = nn.Parameter(torch.randn(max_len, width)) if kind == "learned" else None
 
     def forward(self, x: Tensor, offset: int = 0) -> Tensor:
+        return self.run(x, Weights.of(self), offset)
+
+    def run(self, x: Tensor, w: Weights, offset: int = 0) -> Tensor:
         t = x.shape[-2]
         if self.pos_emb is not None:
             if offset + t > self.max_len:
@@ -272,7 +288,10 @@ class Positions(nn.Module):
                     f"model '{self.family}': input of {offset + t} tokens exceeds max_len "
                     f"{self.max_len} (build with max_len={offset + t} or larger)"
                 )
-            return x + self.pos_emb[offset : offset + t]
+            table = w.tensor("pos_emb")[..., offset : offset + t, :]
+            if w.is_stacked:  # [E, t, d] -> [E, 1, ..., t, d]
+                table = table.view(table.shape[0], *([1] * (x.dim() - 3)), t, self.width)
+            return x + table
         if self.kind == "sinusoidal":
             return x + sinusoidal(t, self.width, offset, like=x)
         return x
@@ -318,11 +337,17 @@ class TransformerModel(SeqModel):
 
     def forward(self, inputs: Tensor) -> Tensor:
         self._check_inputs(inputs)
-        x = self.positions(self.embed(inputs))
-        for layer in self.layers:
-            x = layer(x)
-        out: Tensor = self.readout(self.norm_f(x))
-        return out
+        return self.run(inputs, Weights.of(self))
+
+    def ensemble_forward(self, params: Mapping[str, Tensor], inputs: Tensor) -> Tensor:
+        return self.run(inputs, Weights.stacked(self, params))
+
+    def run(self, inputs: Tensor, w: Weights) -> Tensor:
+        """Logits for ``inputs : [B, T]`` (stacked weights: ``[E, B, T]`` → ``[E, B, T, V]``)."""
+        x = self.positions.run(w.embed(inputs, "embed"), w.sub("positions"))
+        for i, layer in enumerate(self.layers):
+            x = cast(Block, layer).run(x, w.sub(f"layers.{i}"))
+        return w.linear(w.norm(x, "norm_f"), "readout")
 
     def state_size(self, length: int) -> int:
         o = self.options
