@@ -88,11 +88,14 @@ def causal_attention(q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:
 
 
 def causal_logits(q: Tensor, k: Tensor, scale: float) -> Tensor:
-    """``scale · q kᵀ`` with -inf above the diagonal (future positions)."""
-    t = q.shape[-2]
-    logits = (q @ k.transpose(-1, -2)) * scale
-    future = torch.ones(t, t, dtype=torch.bool, device=q.device).triu(1)
-    return logits.masked_fill(future, float("-inf"))
+    """``scale · q kᵀ`` with -inf above the diagonal (future positions), in one fused
+    ``baddbmm`` (mask + scale · q kᵀ)."""
+    lead, t, dh = q.shape[:-2], q.shape[-2], q.shape[-1]
+    future = torch.full((t, t), float("-inf"), dtype=q.dtype, device=q.device).triu(1)
+    logits = torch.baddbmm(
+        future, q.reshape(-1, t, dh), k.reshape(-1, t, dh).transpose(1, 2), alpha=scale
+    )
+    return logits.view(*lead, t, t)
 
 
 class Attention(nn.Module):
