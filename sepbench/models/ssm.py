@@ -38,7 +38,7 @@ from sepbench.models.base import SeqModel, State
 from sepbench.models.options import Option, int_option
 from sepbench.models.transformer import norm
 
-CHUNK = 16
+CHUNK = 8
 """Time steps per chunk of the parallel scan (work O(T·CHUNK·d), memory likewise)."""
 
 

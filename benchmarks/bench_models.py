@@ -1,0 +1,126 @@
+"""Model speed: one training step (forward + backward + AdamW) per family and width, and
+ensembles of 8 against 8 models trained one after another.
+
+Run: ``pytest benchmarks/bench_models.py --benchmark-only -s``. Not part of the test suite.
+Batch 64, T = 64 tokens, vocabulary 16, one intra-op thread unless ``SEPBENCH_THREADS`` says
+otherwise (``benchmarks/conftest.py`` pins OMP_NUM_THREADS=1 by default).
+
+* ``test_train_step[family-width]`` — one step of a single model; ``extra_info["ms"]``.
+* ``test_ensemble_speedup[family-width]`` — 8 separately built models, one step each, one after
+  another (each with its own AdamW), against the same 8 seeds as one ``build_ensemble`` step
+  (loss = sum of the members' mean losses, one AdamW); both timed in one process, interleaved,
+  best of several rounds (robust to a shared machine). ``extra_info``: ``sequential_ms``,
+  ``ensemble_ms``, ``speedup``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from sepbench import models
+
+VOCAB, BATCH, TIME = 16, 64, 64
+FAMILIES = ["elman", "lstm", "gru", "ssm", "transformer", "hybrid"]
+SEEDS = list(range(8))
+
+
+@pytest.fixture(autouse=True)
+def _threads() -> object:
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(os.environ.get("SEPBENCH_THREADS", "1")))
+    yield
+    torch.set_num_threads(before)
+
+
+def _data(shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    return torch.randint(0, VOCAB, shape, generator=g), torch.randint(0, VOCAB, shape, generator=g)
+
+
+def _single_step(family: str, width: int, seed: int = 0) -> Callable[[], None]:
+    model = models.build(family, VOCAB, width, seed=seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    x, y = _data((BATCH, TIME))
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x).reshape(-1, VOCAB), y.reshape(-1)).backward()
+        opt.step()
+
+    return step
+
+
+def _sequential_steps(family: str, width: int) -> Callable[[], None]:
+    steps = [_single_step(family, width, seed) for seed in SEEDS]
+
+    def run() -> None:
+        for step in steps:
+            step()
+
+    return run
+
+
+def _ensemble_step(family: str, width: int) -> Callable[[], None]:
+    ens = models.build_ensemble(family, VOCAB, width, SEEDS)
+    opt = torch.optim.AdamW(ens.parameters(), lr=1e-3)
+    x, y = _data((len(SEEDS), BATCH, TIME))
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        logits = ens(x)
+        # sum over members of each member's mean loss: every member gets its own gradient
+        loss = F.cross_entropy(logits.reshape(-1, VOCAB), y.reshape(-1)) * len(SEEDS)
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+@pytest.mark.parametrize("width", [8, 32, 128])
+@pytest.mark.parametrize("family", FAMILIES)
+def test_train_step(benchmark, family: str, width: int) -> None:
+    step = _single_step(family, width)
+    step()
+    benchmark.pedantic(step, rounds=5, warmup_rounds=1)
+    ms = benchmark.stats.stats.min * 1e3
+    benchmark.extra_info["ms"] = round(ms, 2)
+    print(f"\n{family:<12} width {width:>4}: {ms:8.2f} ms/step")
+
+
+def _best(fn: Callable[[], None], rounds: int) -> float:
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+@pytest.mark.parametrize("width", [8, 32])
+@pytest.mark.parametrize("family", FAMILIES)
+def test_ensemble_speedup(benchmark, family: str, width: int) -> None:
+    """Interleaved, best-of rounds (robust to a shared machine): 8 sequential steps vs one
+    ensemble step of the same 8 seeds."""
+    seq, ens = _sequential_steps(family, width), _ensemble_step(family, width)
+    seq()
+    ens()
+    t_seq, t_ens = float("inf"), float("inf")
+    for _ in range(3):
+        t_seq = min(t_seq, _best(seq, 1))
+        t_ens = min(t_ens, _best(ens, 2))
+    benchmark.pedantic(ens, rounds=1, warmup_rounds=0)
+    speedup = t_seq / t_ens
+    benchmark.extra_info.update(
+        {"sequential_ms": round(t_seq * 1e3, 1), "ensemble_ms": round(t_ens * 1e3, 1)}
+    )
+    benchmark.extra_info["speedup"] = round(speedup, 2)
+    print(
+        f"\n{family:<12} width {width:>3}: 8 sequential {t_seq * 1e3:8.1f} ms, "
+        f"ensemble of 8 {t_ens * 1e3:8.1f} ms, speed-up {speedup:5.2f}x"
+    )
