@@ -31,10 +31,11 @@ Three constraints of threshold units shape the wiring (each a fix a naive design
 
 **State size** (W24-RAG: O(log n) bits). Width = 33·B + 43 for B = ⌈log2 n⌉ (every unit one
 bit): 5 registers (10B), 7 masked-copy sets (14B), comparators (4B + 2), counter (5B), and
-41 constant units (35 PC states, 3 flags, 3 answer units). The controller of tasks.md needs only (top, prev, f, r, count) ≈ 5 log2 n bits; the
-extra units are the price of doing the bookkeeping with one layer of threshold gates per token
-— still O(log n), and a constant number of numbers once p ≥ B (the catalogue's
-``2·⌈⌈log2 n⌉/p⌉ + 1`` counts the information, not this wiring).
+41 constant units (35 PC states, 3 flags, 3 answer units). So the state is 33⌈log2 n⌉ + 43
+bits = O(log n) bits, W24-RAG's bound. The controller of tasks.md needs only (top, prev, f,
+r, count) ≈ 5·log2 n bits of information; the rest is the price of one layer of threshold
+gates per token. The catalogue's width ``2·⌈⌈log2 n⌉/p⌉ + 1`` counts p-bit *numbers* holding
+the information; this network spends one unit per bit (no packing).
 """
 
 from __future__ import annotations
@@ -184,87 +185,42 @@ def rag_width(length: int) -> int:
 
 
 PC_STATES = (
-    "start H Q1s Q1n Q1t Q1e Q1r Q2s_eq Q2s_ne Q2n_eq Q2n_ne Q2d_eq Q2d_ne Q2p Q2e Q2r_end up "
-    "Q2r_node Q4r_node Q3s Q3n Q3d Q3f Q4e Q5s_a Q5s_b Q5n Q5t Q5e Fr0 cyc_a cyc_b Fr Ft Fn"
-).split()
-
-
-@register(
-    "is_tree_retrieval",
-    task="is_tree",
-    result_id="W24-RAG",
-    form="log",
-    summary="sigmoid Elman controller (O(log n) bits) that writes the DFS retrieval trace",
+    *("start", "H", "Q1s", "Q1n", "Q1t", "Q1e", "Q1r", "Q2s_eq", "Q2s_ne", "Q2n_eq", "Q2n_ne"),
+    *("Q2d_eq", "Q2d_ne", "Q2p", "Q2e", "Q2r_end", "up", "Q2r_node", "Q4r_node", "Q3s", "Q3n"),
+    *("Q3d", "Q3f", "Q4e", "Q5s_a", "Q5s_b", "Q5n", "Q5t", "Q5e", "Fr0", "cyc_a", "cyc_b", "Fr"),
+    *("Ft", "Fn"),
 )
-def is_tree_retrieval(
-    length: int, graph: str = "binary", max_length: int | None = None, scale: float = SCALE
-) -> HandBuilt:
-    """W24-RAG: the retrieval controller of tasks.md as a ``rag`` (sigmoid Elman) network.
+"""The program counter's states (one-hot; "after reading …", see is_tree_retrieval)."""
 
-    **Program** (PC state = "after reading …"; what the readout emits next):
 
-    ========  ======================================  ===================================
-    state     entered on                              emits
-    ========  ======================================  ===================================
-    start     the prompt's [EOS]                      node 0 (the first head)
-    H         a head (from start / up / Fn)           [STARTSEARCH]
-    Q1s…Q1t   [STARTSEARCH], top, ~                   top (from LAST), ~, [ENDSEARCH]
-    Q1e/Q1r   [ENDSEARCH] / the retrieved f           — / [STARTSEARCH]; F ← f
-    Q2s_*     [STARTSEARCH], split on prev = f        top
-    Q2n_*     top                                     -
-    Q2d_eq    -                                       [ENDSEARCH]   (query "top -")
-    Q2d_ne    -                                       prev          (query "top - prev")
-    Q2p       prev                                    [ENDSEARCH]
-    Q2e       [ENDSEARCH]                             — (retrieval); R ← r next
-    Q2r_end   r = [FAILED] and f = [FAILED]           [EOS]  (root finished)
-    up        r = [FAILED], f a node                  f (the next head: go up)
-    Q2r_node  r a node                                [STARTSEARCH]
-    Q3s…Q3f   [STARTSEARCH] (r = f), top, -, f        top, -, f, [ENDSEARCH]  ("top - f")
-    Q4e       [ENDSEARCH]                             —; the result is handled as at Q2e
-    Q5s…Q5t   [STARTSEARCH] (r ≠ f), r, ~             r, ~, [ENDSEARCH]      ("r ~")
-    Q5e       [ENDSEARCH]                             — (retrieval of g)
-    Fr0       g = [FAILED] and r ≠ 0                  r      (the fact "r ~ top")
-    cyc_*     g a node, or r = 0                      [EOS]  (a cycle)
-    Fr/Ft/Fn  r, ~, top                               ~, top, r (the next head: go down)
-    ========  ======================================  ===================================
+def node_code(v: int, bits: int) -> np.ndarray:
+    """The double-rail code [β(v), 1 − β(v)] of node v with ``bits`` bits."""
+    beta = np.array([(v >> (bits - 1 - j)) & 1 for j in range(bits)], dtype=np.float64)
+    return np.concatenate([beta, 1.0 - beta])
 
-    After the final [EOS]: ``[TRUE]`` iff the root finished and the counter is 0, else
-    ``[FALSE]``. Register schedule: TOP, F, R are cleared at the step reading a head; TOP is
-    loaded from LAST on the next step; PREV (and pF) are cleared at the [ENDSEARCH] of the
-    second query and loaded from the old TOP at the next non-initial head; F, fF on the
-    retrieved f; R on each retrieved r (R is cleared again inside "top - f"). The counter
-    counts +1 per input edge (a "-" in the prompt) and −1 per fact; "visited all n nodes"
-    is "n − 1 facts", i.e. counter = 0.
 
-    **Width** 33·⌈log2 n⌉ + 43 (module docstring), every unit one bit: O(log n) bits of state,
-    W24-RAG. Built for n = ``length``: node codes have ⌈log2 n⌉ bits, so node names ≥ n (which
-    never occur in a graph of n nodes) are not represented.
-    """
-    scale = check_scale(scale)
-    extra = {} if max_length is None else {"max_length": max_length}
-    task = tasks.make("is_tree", graph=graph, trace="retrieval", **extra)
-    task.check_length(length)
-    n = length
+COPIES = ("O_TOP", "O_LAST", "O_PREV", "O_F1", "O_F2", "O_R1", "O_R2")
+"""The masked-copy unit blocks (2B units each) the readout turns into node tokens."""
+
+
+def controller(task: tasks.Task, n: int) -> Circuit:
+    """The controller's threshold circuit for graphs of n nodes (see is_tree_retrieval)."""
     b = code_bits(n)
     ids = task.token_to_id
     nodes = [ids[str(v)] for v in range(n)]
 
-    def code(v: int) -> np.ndarray:
-        beta = np.array([(v >> (b - 1 - j)) & 1 for j in range(b)], dtype=np.float64)
-        return np.concatenate([beta, 1.0 - beta])
-
-    bit1 = [[ids[str(v)] for v in range(n) if code(v)[u] == 1] for u in range(2 * b)]
-    bit0 = [[ids[str(v)] for v in range(n) if code(v)[u] == 0] for u in range(2 * b)]
+    bit1 = [[ids[str(v)] for v in range(n) if node_code(v, b)[u] == 1] for u in range(2 * b)]
+    bit0 = [[ids[str(v)] for v in range(n) if node_code(v, b)[u] == 0] for u in range(2 * b)]
     fail, eos, bos = [ids[FAILED]], [ids[EOS]], [ids[BOS]]
     start_t, end_t, til_t, dash_t = [ids[START]], [ids[END]], [ids[TILDE]], [ids[DASH]]
 
     c = Circuit(len(task.vocab))
     regs = ["LAST", "TOP", "PREV", "F", "R"]
-    copies = ["O_TOP", "O_LAST", "O_PREV", "O_F1", "O_F2", "O_R1", "O_R2"]
+    copies = list(COPIES)
     u2 = range(2 * b)
     c.declare(*PC_STATES, "pF", "fF", "PROMPT", "ansT", "ansF1", "ansF2")
-    for reg in regs + copies:
-        c.declare(*(f"{reg}{u}" for u in u2))
+    for block in regs + copies:
+        c.declare(*(f"{block}{u}" for u in u2))
     c.declare(*(f"mp{u}" for u in u2), "mpA", *(f"mr{u}" for u in u2), "mrC")
     c.declare(*(f"cnt{j}" for j in range(b)))
     for j in range(b):
@@ -370,6 +326,69 @@ def is_tree_retrieval(
         )
         c.rules[f"cnt{j}"].units[f"dec_e{j}"] = -2.0
 
+    return c
+
+
+@register(
+    "is_tree_retrieval",
+    task="is_tree",
+    result_id="W24-RAG",
+    form="log",
+    summary="sigmoid Elman controller (O(log n) bits) that writes the DFS retrieval trace",
+)
+def is_tree_retrieval(
+    length: int, graph: str = "binary", max_length: int | None = None, scale: float = SCALE
+) -> HandBuilt:
+    """W24-RAG: the retrieval controller of tasks.md as a ``rag`` (sigmoid Elman) network.
+
+    **Program** (PC state = "after reading …"; what the readout emits next):
+
+    ========  ======================================  ===================================
+    state     entered on                              emits
+    ========  ======================================  ===================================
+    start     the prompt's [EOS]                      node 0 (the first head)
+    H         a head (from start / up / Fn)           [STARTSEARCH]
+    Q1s…Q1t   [STARTSEARCH], top, ~                   top (from LAST), ~, [ENDSEARCH]
+    Q1e/Q1r   [ENDSEARCH] / the retrieved f           — / [STARTSEARCH]; F ← f
+    Q2s_*     [STARTSEARCH], split on prev = f        top
+    Q2n_*     top                                     -
+    Q2d_eq    -                                       [ENDSEARCH]   (query "top -")
+    Q2d_ne    -                                       prev          (query "top - prev")
+    Q2p       prev                                    [ENDSEARCH]
+    Q2e       [ENDSEARCH]                             — (retrieval); R ← r next
+    Q2r_end   r = [FAILED] and f = [FAILED]           [EOS]  (root finished)
+    up        r = [FAILED], f a node                  f (the next head: go up)
+    Q2r_node  r a node                                [STARTSEARCH]
+    Q3s…Q3f   [STARTSEARCH] (r = f), top, -, f        top, -, f, [ENDSEARCH]  ("top - f")
+    Q4e       [ENDSEARCH]                             —; the result is handled as at Q2e
+    Q5s…Q5t   [STARTSEARCH] (r ≠ f), r, ~             r, ~, [ENDSEARCH]      ("r ~")
+    Q5e       [ENDSEARCH]                             — (retrieval of g)
+    Fr0       g = [FAILED] and r ≠ 0                  r      (the fact "r ~ top")
+    cyc_*     g a node, or r = 0                      [EOS]  (a cycle)
+    Fr/Ft/Fn  r, ~, top                               ~, top, r (the next head: go down)
+    ========  ======================================  ===================================
+
+    After the final [EOS]: ``[TRUE]`` iff the root finished and the counter is 0, else
+    ``[FALSE]``. Register schedule: TOP, F, R are cleared at the step reading a head; TOP is
+    loaded from LAST on the next step; PREV (and pF) are cleared at the [ENDSEARCH] of the
+    second query and loaded from the old TOP at the next non-initial head; F, fF on the
+    retrieved f; R on each retrieved r (R is cleared again inside "top - f"). The counter
+    counts +1 per input edge (a "-" in the prompt) and −1 per fact; "visited all n nodes"
+    is "n − 1 facts", i.e. counter = 0.
+
+    **Width** 33·⌈log2 n⌉ + 43 (module docstring), every unit one bit: O(log n) bits of state,
+    W24-RAG. Built for n = ``length``: node codes have ⌈log2 n⌉ bits, so node names ≥ n (which
+    never occur in a graph of n nodes) are not represented.
+    """
+    scale = check_scale(scale)
+    extra = {} if max_length is None else {"max_length": max_length}
+    task = tasks.make("is_tree", graph=graph, trace="retrieval", **extra)
+    task.check_length(length)
+    n = length
+    b = code_bits(n)
+    ids = task.token_to_id
+    c = controller(task, n)
+    u2 = range(2 * b)
     w_ih, w_hh, bias = c.compile(scale)
     width = len(c.index)
 
@@ -390,8 +409,8 @@ def is_tree_retrieval(
     for v in range(n):
         row = ids[str(v)]
         ro.bias[row] = -(b - 1.0)
-        for cp in copies:
-            ro.weight[row, [idx[f"{cp}{u}"] for u in u2]] = code(v)
+        for cp in COPIES:
+            ro.weight[row, [idx[f"{cp}{u}"] for u in u2]] = node_code(v, b)
     ro.weight[ids["0"], idx["start"]] = float(b)
     model = models.build(
         "rag",
