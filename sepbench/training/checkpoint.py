@@ -150,13 +150,15 @@ def load_checkpoint(
         config = json.loads(payload["config"])
         metadata = json.loads(payload["metadata"])
         state = payload["state_dict"]
-        family, vocab_size, width = config["family"], config["vocab_size"], config["width"]
-        options = dict(config.get("options") or {})
-    except (KeyError, TypeError, ValueError, json.JSONDecodeError):
+        if not isinstance(config, dict) or not isinstance(metadata, dict):
+            raise TypeError
+        if any(key not in config for key in ("family", "vocab_size", "width")):
+            raise KeyError
+    except (KeyError, TypeError, ValueError):
         raise UserError(f"checkpoint {str(src)!r} is corrupt (bad config or metadata)") from None
     if not isinstance(state, dict):
         raise UserError(f"checkpoint {str(src)!r} is corrupt (no state dict)")
-    model = models.build(family, vocab_size, width, **options)
+    model = models.from_config(config)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:

@@ -42,6 +42,7 @@ class Generated:
     ends: np.ndarray  # [B] one past the last written token
     finished: np.ndarray  # [B] bool: wrote a stop token before the limit
     retrieval_calls: int
+    halted: np.ndarray  # [B] bool: stopped at a query the retriever could not parse
 
 
 @dataclass
@@ -164,7 +165,7 @@ def greedy_generate(
             finished[active[done]] = True
             ends[active[done]] = t + 1
     # rows that never stopped end at the limit; PAD after every end
-    return Generated(buf, ends, finished, calls)
+    return Generated(buf, ends, finished, calls, halted)
 
 
 def generation_metrics(task: Task, batch: Batch, gen: Generated) -> GenerationMetrics:
