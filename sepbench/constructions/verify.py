@@ -10,7 +10,8 @@
    e.g. for index_lookup the worst case of every bitwise threshold, one position holding a
    symbol and all others its complement, for evenly spread positions) and **random batches**
    drawn from the task itself (``samples`` rows; by default as many as a fixed work budget
-   allows at that token length, at least :data:`MIN_SAMPLES`).
+   allows for that network at that token length — :func:`default_samples` — at least
+   :data:`MIN_SAMPLES`, at most :data:`MAX_SAMPLES`).
 
 Targets of enumerated and structured inputs come from small vectorised solvers written here,
 independently of the task generators (tests compare them with ``Task.solve``). Checking is
@@ -53,15 +54,18 @@ DTYPES: dict[str, torch.dtype] = {
     "bfloat16": torch.bfloat16,
     "float16": torch.float16,
 }
-DEFAULT_LENGTHS = (8, 16, 32, 64, 128, 256)
+DEFAULT_LENGTHS = (8, 16, 32, 64)
 EXHAUSTIVE_LIMIT = 1 << 16
 """Enumerate every input when there are at most this many (65,536)."""
 HARD_LIMIT = 64
 """Rows of structured hard inputs per length (positions spread evenly)."""
 MIN_SAMPLES = 16
 MAX_SAMPLES = 1024
-SAMPLE_WORK = 1 << 27
-"""Default random rows: MAX_SAMPLES, cut so that rows × T² ≤ SAMPLE_WORK (T = token length)."""
+SAMPLE_WORK = float(1 << 33)
+"""Default random rows: MAX_SAMPLES, cut so that their forward passes cost at most this many
+multiply-adds (:func:`row_cost`)."""
+EXHAUSTIVE_WORK = float(1 << 35)
+"""Enumerate only when all inputs together cost at most this many multiply-adds."""
 CHUNK_WORK = 1 << 23
 """Rows per forward pass: rows × T × max(T, width) ≤ CHUNK_WORK."""
 
@@ -318,10 +322,24 @@ HALF_SLOWDOWN = 16
 batches are this much smaller."""
 
 
-def default_samples(tokens: int, dtype: str = "float64") -> int:
-    """Random rows checked by default at token length ``tokens``."""
-    work = SAMPLE_WORK // (HALF_SLOWDOWN if dtype in ("bfloat16", "float16") else 1)
-    return int(max(MIN_SAMPLES, min(MAX_SAMPLES, work // (tokens * tokens))))
+def row_cost(module: nn.Module, tokens: int, width: int) -> float:
+    """Rough multiply-adds of one forward pass over a row of ``tokens`` tokens: every token
+    meets every weight matrix once (embedding and position *tables* are lookups, not counted),
+    and attention adds T² · width per layer-ish (counted once)."""
+    dense = sum(
+        p.numel()
+        for name, p in module.named_parameters()
+        if p.dim() == 2 and "embed" not in name and "pos" not in name
+    )
+    return float(tokens) * max(dense, 1) + float(tokens) * tokens * width
+
+
+def default_samples(cost: float, dtype: str = "float64") -> int:
+    """Random rows checked by default when one row costs ``cost`` (see :func:`row_cost`):
+    as many as :data:`SAMPLE_WORK` allows, between :data:`MIN_SAMPLES` and
+    :data:`MAX_SAMPLES`."""
+    work = SAMPLE_WORK / (HALF_SLOWDOWN if dtype in ("bfloat16", "float16") else 1)
+    return int(max(MIN_SAMPLES, min(MAX_SAMPLES, work // max(cost, 1.0))))
 
 
 def inputs_for(
@@ -333,15 +351,20 @@ def inputs_for(
     seed: int = 0,
     dtype: str = "float64",
 ) -> Iterator[Chunk]:
-    """The chunks of rows :func:`check` runs ``hb`` on (see the module docstring)."""
+    """The chunks of rows :func:`check` runs ``hb`` on (see the module docstring).
+
+    Enumeration happens when there are at most ``exhaustive_limit`` inputs and they cost at
+    most :data:`EXHAUSTIVE_WORK`; ``samples=None`` picks :func:`default_samples`.
+    """
     task, n = hb.task, hb.length
     tokens = task.max_tokens(n)
     rows = chunk_rows(tokens, hb.width)
     rng = np.random.default_rng([seed, n])
+    cost = row_cost(hb.module, tokens, hb.width)
     enum = ENUMERATORS.get(task.name)
     if enum is not None and not hb.generate:
         count, make = enum(task, n)
-        if count <= exhaustive_limit:
+        if count <= exhaustive_limit and count * cost <= EXHAUSTIVE_WORK:
             for start in range(0, count, rows):
                 yield make(start, min(count, start + rows))
             return
@@ -357,7 +380,7 @@ def inputs_for(
                 block.lengths[sl],
                 block.prompt_lengths[sl],
             )
-    total = default_samples(tokens, dtype) if samples is None else int(samples)
+    total = default_samples(cost, dtype) if samples is None else int(samples)
     done = 0
     while done < total:
         size = min(rows, total - done)
