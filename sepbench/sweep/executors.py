@@ -3,14 +3,15 @@
 Every executor has the same small interface, used only by the driver
 (:func:`sepbench.sweep.runner.run_study`), which alone owns the results store:
 
-* ``slots`` — how many trials may run at once;
-* ``submit(trial)`` — start one probe;
-* ``wait()`` — block until at least one probe finished, return the finished ones;
+* ``slots`` — how many jobs may run at once;
+* ``submit(job)`` — start one job: a trial, or a tuple of trials that the probe's
+  ``batch(trials)`` runs together (an ensemble);
+* ``wait()`` — block until at least one job finished, return its trials' outcomes;
 * ``close(cancel)`` — shut down (``cancel``: stop running probes, e.g. on Ctrl-C or an error).
 
-Workers only compute: they receive a :class:`TrialSpec` and return a :class:`ProbeOutcome`
+Workers only compute: they receive :class:`TrialSpec` s and return :class:`ProbeOutcome` s
 (or a :class:`ProbeError` describing an exception), never touching the store. Each worker runs
-with ``threads`` intra-op threads (default 1: one trial per core).
+with ``threads`` intra-op threads (default 1: one job per core).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -32,6 +33,8 @@ from sepbench.errors import UserError
 from sepbench.sweep.trial import ProbeOutcome, TrialSpec
 
 ProbeFn = Callable[[TrialSpec], ProbeOutcome]
+Job = tuple[TrialSpec, ...]
+"""Trials run together by one probe call (one trial, or an ensemble via ``probe.batch``)."""
 
 _THREADS: int | None = None
 
@@ -90,10 +93,44 @@ def call_probe(probe: ProbeFn, trial: TrialSpec) -> ProbeOutcome | ProbeError:
     return outcome
 
 
+def call_job(probe: ProbeFn, job: Job) -> list[ProbeOutcome | ProbeError]:
+    """Run one job: ``probe(trial)`` for a single trial, ``probe.batch(trials)`` for several.
+
+    An exception in a batch becomes the same :class:`ProbeError` for each of its trials.
+    """
+    if len(job) == 1:
+        return [call_probe(probe, job[0])]
+    start = time.perf_counter()
+    try:
+        batch = getattr(probe, "batch", None)
+        if not callable(batch):
+            raise TypeError(f"{type(probe).__name__} cannot run trials together (no batch())")
+        outcomes = list(batch(list(job)))
+        if len(outcomes) != len(job) or not all(isinstance(o, ProbeOutcome) for o in outcomes):
+            raise TypeError(f"batch() must return {len(job)} ProbeOutcomes, got {outcomes!r}")
+    except Exception as exc:
+        error = ProbeError(
+            kind=type(exc).__name__,
+            message=str(exc),
+            traceback=traceback.format_exc(),
+            user_error=isinstance(exc, UserError),
+        )
+        return [error] * len(job)
+    wall = time.perf_counter() - start
+    return [o if o.wall_s else replace(o, wall_s=wall) for o in outcomes]
+
+
+def as_job(trials: TrialSpec | Sequence[TrialSpec]) -> Job:
+    job = (trials,) if isinstance(trials, TrialSpec) else tuple(trials)
+    if not job:
+        raise ValueError("a job needs at least one trial")
+    return job
+
+
 class Executor(Protocol):
     slots: int
 
-    def submit(self, trial: TrialSpec) -> None: ...
+    def submit(self, trials: TrialSpec | Sequence[TrialSpec]) -> None: ...
 
     def wait(self) -> list[Completed]: ...
 
@@ -106,20 +143,24 @@ def _completed(trial: TrialSpec, result: ProbeOutcome | ProbeError) -> Completed
     return Completed(trial, outcome=result)
 
 
+def _job_completed(job: Job, results: Sequence[ProbeOutcome | ProbeError]) -> list[Completed]:
+    return [_completed(t, r) for t, r in zip(job, results, strict=True)]
+
+
 class InlineExecutor:
-    """Runs each probe in the calling process when the driver waits (debugging, tests)."""
+    """Runs each job in the calling process when the driver waits (debugging, tests)."""
 
     def __init__(self, probe: ProbeFn) -> None:
         self.slots = 1
         self._probe = probe
-        self._queue: deque[TrialSpec] = deque()
+        self._queue: deque[Job] = deque()
 
-    def submit(self, trial: TrialSpec) -> None:
-        self._queue.append(trial)
+    def submit(self, trials: TrialSpec | Sequence[TrialSpec]) -> None:
+        self._queue.append(as_job(trials))
 
     def wait(self) -> list[Completed]:
-        trial = self._queue.popleft()
-        return [_completed(trial, call_probe(self._probe, trial))]
+        job = self._queue.popleft()
+        return _job_completed(job, call_job(self._probe, job))
 
     def close(self, cancel: bool = False) -> None:
         self._queue.clear()
@@ -154,26 +195,27 @@ class LocalExecutor:
             initializer=_init_worker,
             initargs=(threads, os.getpid()),
         )
-        self._futures: dict[cf.Future[ProbeOutcome | ProbeError], TrialSpec] = {}
+        self._futures: dict[cf.Future[list[ProbeOutcome | ProbeError]], Job] = {}
 
-    def submit(self, trial: TrialSpec) -> None:
-        future = self._pool.submit(call_probe, self._probe, trial)
-        self._futures[future] = trial
+    def submit(self, trials: TrialSpec | Sequence[TrialSpec]) -> None:
+        job = as_job(trials)
+        future = self._pool.submit(call_job, self._probe, job)
+        self._futures[future] = job
 
     def wait(self) -> list[Completed]:
         done, _ = cf.wait(list(self._futures), return_when=cf.FIRST_COMPLETED)
         out = []
         for future in done:
-            trial = self._futures.pop(future)
+            job = self._futures.pop(future)
             try:
-                result = future.result()
+                results = future.result()
             except cf.process.BrokenProcessPool:
                 raise RuntimeError(
                     f"a worker process died (killed, or out of memory?) while running "
-                    f"{trial.describe()}; a script that calls run_study must guard its "
+                    f"{job[0].describe()}; a script that calls run_study must guard its "
                     "top level with `if __name__ == '__main__':` (workers are spawned)"
                 ) from None
-            out.append(_completed(trial, result))
+            out += _job_completed(job, results)
         return out
 
     def close(self, cancel: bool = False) -> None:
@@ -189,9 +231,9 @@ class LocalExecutor:
 
 
 # ---------------------------------------------------------------------- Ray
-def _ray_call(probe: ProbeFn, trial: TrialSpec, threads: int) -> ProbeOutcome | ProbeError:
+def _ray_call(probe: ProbeFn, job: Job, threads: int) -> list[ProbeOutcome | ProbeError]:
     _set_threads(threads)
-    return call_probe(probe, trial)
+    return call_job(probe, job)
 
 
 def _import_ray() -> Any:
@@ -237,22 +279,23 @@ class RayExecutor:
         self._threads = threads
         self._remote = ray.remote(num_cpus=threads, max_retries=0)(_ray_call)
         self._probe_ref = ray.put(probe)
-        self._refs: dict[Any, TrialSpec] = {}
+        self._refs: dict[Any, Job] = {}
 
-    def submit(self, trial: TrialSpec) -> None:
-        ref = self._remote.remote(self._probe_ref, trial, self._threads)
-        self._refs[ref] = trial
+    def submit(self, trials: TrialSpec | Sequence[TrialSpec]) -> None:
+        job = as_job(trials)
+        ref = self._remote.remote(self._probe_ref, job, self._threads)
+        self._refs[ref] = job
 
     def wait(self) -> list[Completed]:
         ready, _ = self._ray.wait(list(self._refs), num_returns=1)
         out = []
         for ref in ready:
-            trial = self._refs.pop(ref)
+            job = self._refs.pop(ref)
             try:
-                result = self._ray.get(ref)
+                results = self._ray.get(ref)
             except self._ray.exceptions.RayError as exc:
-                raise RuntimeError(f"Ray failed to run {trial.describe()}: {exc}") from None
-            out.append(_completed(trial, result))
+                raise RuntimeError(f"Ray failed to run {job[0].describe()}: {exc}") from None
+            out += _job_completed(job, results)
         return out
 
     def close(self, cancel: bool = False) -> None:

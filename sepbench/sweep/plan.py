@@ -1,4 +1,9 @@
-"""From a study spec to its searches: one per (task, model, length, seed), in a fixed order."""
+"""From a study spec to its searches: one per (task, model, length, seed), in a fixed order.
+
+Searches that differ only in their seed form a *cell* (one task, model and length): with the
+``ensemble`` trainer a cell's seeds probe together, and with ``start = "previous"`` a cell's
+searches start at the answer of the cell at the next shorter length.
+"""
 
 from __future__ import annotations
 
@@ -29,6 +34,21 @@ class SearchPlan:
     budget: TrialBudget
     threshold: float
     study_seed: int
+    trainer: str = "single"
+    previous_length: int | None = None
+    """With ``start = "previous"``: the next shorter length of the study, whose cell's answers
+    give this search its first width (None: start at the smallest width)."""
+
+    @property
+    def cell(self) -> tuple[str, str, int]:
+        """(task label, model label, length): the searches that differ only in their seed."""
+        return (self.task_label, self.model_label, self.length)
+
+    @property
+    def previous_cell(self) -> tuple[str, str, int] | None:
+        if self.previous_length is None:
+            return None
+        return (self.task_label, self.model_label, self.previous_length)
 
     def _trial(self, width: int, attempt: int, seed: int) -> TrialSpec:
         return TrialSpec(
@@ -46,6 +66,7 @@ class SearchPlan:
             study_seed=self.study_seed,
             task_label=self.task_label,
             model_label=self.model_label,
+            trainer=self.trainer,
         )
 
     @cached_property
@@ -73,8 +94,10 @@ def plan_study(spec: StudySpec) -> list[SearchPlan]:
         params = dict(sorted(tasks.make(task_spec.name, **task_spec.params).params.items()))
         for model_spec, model_label in spec.model_labels():
             width = spec.width_for(model_spec)
-            grid = Grid(width.min, width.max, width.resolution)
+            grid = Grid(width.min, width.max, width.resolution, width.per_octave)
             for length in spec.lengths:
+                shorter = [n for n in spec.lengths if n < length]
+                previous = max(shorter) if shorter and width.start == "previous" else None
                 budget = TrialBudget(
                     steps=spec.budget.steps_at(length, reference),
                     batch_size=spec.budget.batch_size,
@@ -98,6 +121,8 @@ def plan_study(spec: StudySpec) -> list[SearchPlan]:
                             budget=budget,
                             threshold=float(spec.threshold),
                             study_seed=spec.seed,
+                            trainer=spec.trainer,
+                            previous_length=previous,
                         )
                     )
     return plans

@@ -2,9 +2,12 @@
 
 A probe is any picklable callable ``probe(trial: TrialSpec) -> ProbeOutcome``; it may also
 have ``validate(spec)``, called once before a study starts, to reject model families or
-options it cannot run (with a UserError). :class:`TrainingProbe` trains a real model with
-:func:`sepbench.training.fit`; :class:`FakeProbe` is a deterministic stand-in for tests and
-benchmarks.
+options it cannot run (with a UserError), and ``batch(trials) -> [ProbeOutcome, ...]``, which
+runs trials that differ only in their seed together (used for studies with
+``trainer = "ensemble"``). :class:`TrainingProbe` trains a real model with
+:func:`sepbench.training.fit` (or, for the ensemble trainer,
+:func:`~sepbench.training.fit_ensemble`); :class:`FakeProbe` is a deterministic stand-in for
+tests and benchmarks.
 """
 
 from __future__ import annotations
@@ -27,12 +30,20 @@ if TYPE_CHECKING:
 class TrainingProbe:
     """Build ``models.build(family, vocab, width, **options)`` and ``training.fit`` it.
 
-    Initial weights: ``models.build(..., seed=derive_seed(trial seed, "init"))``; the trainer
-    derives its own data streams from the trial seed. ``device``: passed to fit (default: the
-    model's, CPU). Inside a sweep worker, training uses the worker's thread count.
+    Trainer ``single`` (a trial's ``trainer``): initial weights
+    ``models.build(..., seed=derive_seed(trial seed, "init"))``; the trainer derives its own
+    data streams from the trial seed. Trainer ``ensemble``: :meth:`batch` trains the given
+    trials (same configuration and width, different seeds) as one
+    :func:`~sepbench.training.fit_ensemble` whose member i starts as ``models.build(...,
+    seed=seed_i)`` and sees exactly the data ``fit(..., seed=seed_i)`` would; a lone trial is an
+    ensemble of one, so a trial's outcome does not depend on whether it had company (up to
+    floating-point summation order in the batched kernels). ``device``: passed to the trainer
+    (default: CPU). Inside a sweep worker, training uses the worker's thread count.
     """
 
     device: str | None = None
+    max_members: int = 0
+    """Most trials :meth:`batch` trains at once (0: no limit)."""
 
     def validate(self, spec: StudySpec) -> None:
         """Check families, options and budget before any trial runs.
@@ -74,16 +85,13 @@ class TrainingProbe:
         from sepbench import models, tasks, training
         from sepbench.sweep.executors import worker_threads
 
+        if trial.trainer == "ensemble":
+            return self.batch([trial])[0]
+        if trial.trainer != "single":
+            raise UserError(f"unknown trainer '{trial.trainer}'; known: single, ensemble")
         threads = worker_threads()
         task = tasks.make(trial.task, **trial.task_params)
-        budget = training.Budget.from_dict(
-            {
-                "max_steps": trial.budget.steps,
-                "batch_size": trial.budget.batch_size,
-                "lr": trial.budget.lr,
-                **trial.budget.options,
-            }
-        )
+        budget = _trial_budget(trial)
         model = models.build(
             trial.family,
             len(task.vocab),
@@ -108,6 +116,59 @@ class TrainingProbe:
             wall_s=float(result.wall_time),
             details=result.to_dict(),
         )
+
+    def batch(self, trials: list[TrialSpec]) -> list[ProbeOutcome]:
+        """Train ``trials`` (one configuration and width, different seeds) as one ensemble."""
+        from sepbench import tasks, training
+        from sepbench.sweep.executors import worker_threads
+
+        if not trials:
+            return []
+        first = trials[0]
+        key = first.batch_key()
+        if any(t.batch_key() != key for t in trials[1:]):
+            raise ValueError("batch(): trials differ in more than their seed")
+        task = tasks.make(first.task, **first.task_params)
+        results = training.fit_ensemble(
+            first.family,
+            first.width,
+            dict(first.model_options),
+            task,
+            first.length,
+            _trial_budget(first),
+            [t.seed for t in trials],
+            first.threshold,
+            device=self.device,
+            threads=worker_threads(),
+        )
+        replicates = [t.replicate for t in trials]
+        outcomes = []
+        for result in results:
+            details = result.to_dict()
+            details["ensemble"] = {"members": len(trials), "replicates": replicates}
+            outcomes.append(
+                ProbeOutcome(
+                    reached=bool(result.reached),
+                    accuracy=float(result.sequence_accuracy),
+                    steps=int(result.steps),
+                    wall_s=float(result.wall_time),
+                    details=details,
+                )
+            )
+        return outcomes
+
+
+def _trial_budget(trial: TrialSpec) -> Any:
+    from sepbench import training
+
+    return training.Budget.from_dict(
+        {
+            "max_steps": trial.budget.steps,
+            "batch_size": trial.budget.batch_size,
+            "lr": trial.budget.lr,
+            **trial.budget.options,
+        }
+    )
 
 
 def _budget_fields(spec: StudySpec, length: int, reference: int) -> dict[str, Any]:

@@ -1,12 +1,17 @@
 """The driver: runs a study's searches concurrently and owns its results store.
 
 Loop: for every search not yet finished and not waiting on a trial, ask
-:func:`~sepbench.sweep.search.next_probe` for its next width (searches in plan order, while
-executor slots are free); submit those trials; wait for any to finish; **commit it to the
-store**; repeat. A search has at most one trial in flight and asks for its next one only after
-the previous is committed, so the store always holds every trial any later decision used, and a
-killed study resumes from the store alone. Different searches (seeds, lengths, tasks, models)
-run in parallel.
+:func:`~sepbench.sweep.search.next_probe` for its next width (longest lengths first, then in
+plan order, while executor slots are free); submit those trials as jobs; wait for any job to
+finish; **commit its trials to the store** (one transaction per job); repeat. A search has at
+most one trial in flight and asks for its next one only after the previous is committed, so
+the store always holds every trial any later decision used, and a killed study resumes from
+the store alone. Different searches (seeds, lengths, tasks, models) run in parallel.
+
+With the ``ensemble`` trainer (``trainer = "ensemble"`` in the spec, and a probe with
+``batch()``), the seeds of one (task, model, length) that probe the same width form one job,
+trained as one batched ensemble; with ``[width] start = "previous"`` a search starts at the
+answer of the next shorter length (see :class:`_Driver`).
 """
 
 from __future__ import annotations
@@ -15,18 +20,19 @@ import math
 import os
 import sys
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
 from sepbench.errors import UserError
 from sepbench.sweep import DEFAULT_OUT
-from sepbench.sweep.executors import Completed, Executor, ProbeFn, make_executor
+from sepbench.sweep.executors import Completed, Executor, Job, ProbeFn, make_executor
 from sepbench.sweep.plan import SearchPlan, plan_study
 from sepbench.sweep.search import Done, Observation, bisection_left, expected_probes, next_probe
 from sepbench.sweep.spec import StudySpec, load_spec
 from sepbench.sweep.store import Store
 from sepbench.sweep.summary import StudySummary, summarize
-from sepbench.sweep.trial import TrialSpec
+from sepbench.sweep.trial import ProbeOutcome, TrialSpec
 
 
 def store_path(spec: StudySpec, out_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -88,7 +94,9 @@ def run_study(
                 "this sepbench resolves them (task defaults changed since they ran?); resume "
                 "with the sepbench version that wrote the store, or use another --out directory"
             )
-        driver = _Driver(plans, db, progress)
+        batch = spec.trainer == "ensemble" and callable(getattr(probe, "batch", None))
+        max_members = int(getattr(probe, "max_members", 0) or 0)
+        driver = _Driver(plans, db, progress, batch=batch, max_members=max_members)
         if driver.pending():
             pool = make_executor(kind, probe, n_workers, n_threads, address or ex_spec.address)
             try:
@@ -102,18 +110,51 @@ def run_study(
         return summarize(db, new_trials=db.count() - stored, wall_s=time.perf_counter() - start)
 
 
+Cell = tuple[str, str, int]
+
+
 class _Driver:
-    def __init__(self, plans: list[SearchPlan], store: Store, progress: bool) -> None:
+    """Schedules the searches' trials as jobs; owns every decision, all made from the store.
+
+    A *cell* is the searches of one (task, model, length) (its seeds). A cell is *ready* when
+    it has unfinished searches and, with ``start = "previous"``, every search of the previous
+    cell is done (a search with no trials then starts at the smallest answer found there).
+    With ``batch`` (the ensemble trainer) a ready cell with nothing queued or running forms its
+    next trials all at once and groups those at the same width into one job (up to
+    ``max_members`` trials), so which trials train together depends on the stored trials only,
+    never on timing; otherwise every idle search forms its own one-trial job. Jobs are
+    submitted longest length first (the most expensive trials), then in plan order.
+    """
+
+    def __init__(
+        self,
+        plans: list[SearchPlan],
+        store: Store,
+        progress: bool,
+        batch: bool = False,
+        max_members: int = 0,
+    ) -> None:
         self.plans = plans
         self.store = store
+        self.batch = batch
+        self.max_members = max_members
         obs = store.observations()
         self.history: dict[str, list[Observation]] = {
             p.search_key: list(obs.get(p.search_key, [])) for p in plans
         }
         self.stored_keys = store.keys()
         self._plan = {p.search_key: p for p in plans}
+        self.cells: dict[Cell, list[SearchPlan]] = {}
+        for plan in plans:
+            self.cells.setdefault(plan.cell, []).append(plan)
+        first = {cell: members[0].index for cell, members in self.cells.items()}
+        self._order = sorted(self.cells, key=lambda c: (-c[2], first[c]))
         self.done: dict[str, Done] = {}
-        self.in_flight: dict[str, TrialSpec] = {}
+        self.in_flight: dict[str, TrialSpec] = {}  # search key -> its queued/running trial
+        self.queue: deque[Job] = deque()  # formed, not yet submitted
+        self.running: dict[int, set[str]] = {}  # job id -> trial keys not yet finished
+        self._job_of: dict[str, int] = {}  # trial key -> job id
+        self._next_job = 0
         self.progress = progress
         self.bar: Any = None
         # progress estimates, updated per search as its trials arrive (never used for decisions)
@@ -139,6 +180,19 @@ class _Driver:
 
     def pending(self) -> bool:
         return len(self.done) < len(self.plans)
+
+    def start_hint(self, plan: SearchPlan) -> tuple[bool, int | None]:
+        """(ready, start width) of a search: the smallest answer of the previous cell."""
+        previous = plan.previous_cell
+        if previous is None or previous not in self.cells:
+            return True, None
+        answers = []
+        for p in self.cells[previous]:
+            done = self.done.get(p.search_key)
+            if done is None:
+                return False, None
+            answers.append(done.width if done.width is not None else p.grid.maximum)
+        return True, min(answers)
 
     # ------------------------------------------------------------------ progress
     def _estimate(self) -> int:
@@ -177,11 +231,11 @@ class _Driver:
             refresh=False,
         )
 
-    def _advance(self) -> None:
+    def _advance(self, count: int) -> None:
         if self.bar is None:
             return
-        self.bar.total = self.bar.n + 1 + self._estimate()
-        self.bar.update(1)
+        self.bar.total = self.bar.n + count + self._estimate()
+        self.bar.update(count)
         self._postfix()
 
     def close_bar(self) -> None:
@@ -190,47 +244,97 @@ class _Driver:
             self.bar = None
 
     # ------------------------------------------------------------------ the loop
-    def _fill(self, pool: Executor) -> None:
-        for plan in self.plans:
-            if len(self.in_flight) >= pool.slots:
-                return
-            key = plan.search_key
-            if key in self.done or key in self.in_flight:
-                continue
-            step = next_probe(self.history[key], plan.grid, plan.reprobes)
-            assert not isinstance(step, Done)  # _update marks finished searches
-            trial = plan.trial(step.width, step.attempt)
-            if trial.key in self.stored_keys:  # would mean the search rule is not a function
-                raise RuntimeError(f"search asked again for stored trial {trial.describe()}")
-            pool.submit(trial)
-            self.in_flight[key] = trial
+    def _trial(self, plan: SearchPlan, start: int | None) -> TrialSpec:
+        key = plan.search_key
+        step = next_probe(self.history[key], plan.grid, plan.reprobes, start)
+        assert not isinstance(step, Done)  # _update marks finished searches
+        trial = plan.trial(step.width, step.attempt)
+        if trial.key in self.stored_keys:  # would mean the search rule is not a function
+            raise RuntimeError(f"search asked again for stored trial {trial.describe()}")
+        return trial
 
-    def _finish(self, c: Completed) -> None:
-        trial = c.trial
-        if c.error is not None:
-            if c.error.user_error:
-                raise UserError(f"{trial.describe()}: {c.error.message}")
-            raise RuntimeError(
-                f"{trial.describe()} failed: {c.error.kind}: {c.error.message}\n"
-                f"--- probe traceback ---\n{c.error.traceback}"
+    def _form(self, cell: Cell) -> list[Job]:
+        """The next jobs of a cell (none if it is not ready or, batching, still busy)."""
+        members = [p for p in self.cells[cell] if p.search_key not in self.done]
+        if not members:
+            return []
+        if self.batch and any(p.search_key in self.in_flight for p in members):
+            return []
+        ready, start = self.start_hint(members[0])
+        if not ready:
+            return []
+        trials = [self._trial(p, start) for p in members if p.search_key not in self.in_flight]
+        if not self.batch:
+            return [(t,) for t in trials]
+        groups: dict[str, list[TrialSpec]] = {}
+        for t in trials:
+            groups.setdefault(t.batch_key(), []).append(t)
+        size = self.max_members or len(trials)
+        return [tuple(g[i : i + size]) for g in groups.values() for i in range(0, len(g), size)]
+
+    def _fill(self, pool: Executor) -> None:
+        cells = iter(self._order)
+        while len(self.running) < pool.slots:
+            if not self.queue:
+                for cell in cells:
+                    jobs = self._form(cell)
+                    if jobs:
+                        for job in jobs:
+                            for trial in job:
+                                self.in_flight[trial.search_key] = trial
+                        self.queue.extend(jobs)
+                        break
+                else:
+                    return
+            job = self.queue.popleft()
+            pool.submit(job)
+            job_id = self._next_job
+            self._next_job += 1
+            self.running[job_id] = {t.key for t in job}
+            for trial in job:
+                self._job_of[trial.key] = job_id
+
+    def _finish(self, completed: list[Completed]) -> None:
+        ok: list[tuple[TrialSpec, ProbeOutcome]] = []
+        failed: Completed | None = None
+        for c in completed:
+            if c.error is not None:
+                failed = failed or c
+            else:
+                assert c.outcome is not None
+                ok.append((c.trial, c.outcome))
+        if ok:  # a failing probe must not cost a finished trial its record
+            self.store.record_many(ok)  # committed before the searches move on
+        for trial, outcome in ok:
+            self.stored_keys.add(trial.key)
+            self.history[trial.search_key].append(
+                Observation(trial.width, trial.attempt, outcome.reached)
             )
-        assert c.outcome is not None
-        self.store.record(trial, c.outcome)  # committed before the search moves on
-        self.stored_keys.add(trial.key)
-        self.history[trial.search_key].append(
-            Observation(trial.width, trial.attempt, c.outcome.reached)
-        )
-        del self.in_flight[trial.search_key]
-        self._update(self._plan[trial.search_key])
-        self._advance()
+            del self.in_flight[trial.search_key]
+            job_id = self._job_of.pop(trial.key)
+            self.running[job_id].discard(trial.key)
+            if not self.running[job_id]:
+                del self.running[job_id]
+            self._update(self._plan[trial.search_key])
+        if ok:
+            self._advance(len(ok))
+        if failed is not None:
+            trial, error = failed.trial, failed.error
+            assert error is not None
+            if error.user_error:
+                raise UserError(f"{trial.describe()}: {error.message}")
+            raise RuntimeError(
+                f"{trial.describe()} failed: {error.kind}: {error.message}\n"
+                f"--- probe traceback ---\n{error.traceback}"
+            )
 
     def run(self, pool: Executor) -> None:
         self._open_bar()
         while True:
             self._fill(pool)
             self._postfix()
-            if not self.in_flight:
+            if not self.running:
+                if self.pending():  # cannot happen: the shortest cells wait for nothing
+                    raise RuntimeError("searches left that no finished search can unblock")
                 break
-            # successes first: a failing probe must not cost a finished trial its record
-            for completed in sorted(pool.wait(), key=lambda c: c.error is not None):
-                self._finish(completed)
+            self._finish(pool.wait())

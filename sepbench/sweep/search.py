@@ -6,7 +6,10 @@ attempt number) or :class:`Done`. It keeps no state of its own, so a search resu
 stored trials alone, and the order in which trials finished never matters: the answer depends
 on the *set* of observations.
 
-The rule, on the grid ``w = resolution * k`` for ``k`` in ``[k_min, k_max]``:
+The rule, on the grid's widths ``w(k)`` for ``k`` in ``[k_min, k_max]`` (the multiples of
+``resolution``, ``w = resolution · k``; or, with ``per_octave = n``, a geometric grid of n widths
+per doubling, see :class:`Grid`); ``double(k)`` is the first grid index whose width is at least
+``2·w(k)`` (``k_max`` if none):
 
 1. **Effective outcome** of a width: the outcome of its latest attempt.
 2. **Monotonicity check.** Success is assumed monotone in width. A success at ``s`` below a
@@ -14,51 +17,112 @@ The rule, on the grid ``w = resolution * k`` for ``k`` in ``[k_min, k_max]``:
    failure (the highest first), each at most ``reprobes`` more times, with fresh derived seeds.
    Whatever remains inconsistent is settled conservatively: successes below the highest
    failure are ignored.
-3. **Doubling.** With no success above the highest failure ``lo``, probe ``k_min`` first, then
-   ``min(2·lo, k_max)``. A failure at ``k_max`` ends the search *censored* (``> max``).
+3. **Doubling.** With no success above the highest failure ``lo``, probe the start width first
+   (``k_min``, or a ``start`` hint — e.g. the answer at the previous length), then
+   ``double(lo)``. A failure at ``k_max`` ends the search *censored* (``> max``).
 4. **Bisection.** With a success ``hi`` above ``lo``, probe ``(lo + hi) // 2`` until they are
-   adjacent (``lo = k_min - 1`` if nothing failed): ``hi`` is the minimal width.
+   adjacent (``lo = k_min - 1`` if nothing failed): ``hi`` is the minimal width. On a geometric
+   grid the index midpoint is the geometric midpoint of the widths.
 5. **Upper witness.** The answer is final only once some width above it has also succeeded (or
    it is ``k_max``); when bisection never found a smaller width, one more probe at
-   ``min(2·hi, k_max)`` is made. This gives every answer a chance to expose a violation and
+   ``double(hi)`` is made. This gives every answer a chance to expose a violation and
    costs nothing in the common case, where the doubling step's success is the witness.
 
-Probe count for a monotone outcome with threshold ``t`` (in grid steps, ``k_min = 1``) and
-``j = ceil(log2 t)``: ``j + 1`` doubling probes, ``j - 1`` bisection probes, plus one witness
-when ``t`` is a power of two — at most ``2·ceil(log2 t) + 1`` (2 when t = 1).
+The start hint changes only the first probe: every later decision, and whether a search is
+done, depends on the stored observations alone (so summaries replay a search without it).
+
+Probe count on the linear grid for a monotone outcome with threshold ``t`` (in grid steps,
+``k_min = 1``, no start hint) and ``j = ceil(log2 t)``: ``j + 1`` doubling probes, ``j - 1``
+bisection probes, plus one witness when ``t`` is a power of two — at most
+``2·ceil(log2 t) + 1`` (2 when t = 1). On a geometric grid with n widths per octave the
+bisection needs about ``log2 n`` probes, whatever the width.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import cached_property
 
 
 @dataclass(frozen=True)
 class Grid:
-    """The widths a search may probe: multiples of ``resolution`` in ``[minimum, maximum]``."""
+    """The widths a search may probe.
+
+    ``per_octave = 0`` (default): every multiple of ``resolution`` in ``[minimum, maximum]``,
+    indexed by ``k = width / resolution``. ``per_octave = n > 0``: a geometric grid with n widths
+    per doubling — the multiples of ``resolution`` nearest to ``m0 · 2^(j/n)`` (``m0`` the
+    first multiple ≥ ``minimum``, j = 0, 1, …, duplicates dropped) plus the largest multiple
+    ≤ ``maximum`` — indexed 1, 2, … in increasing order. Its relative resolution is constant
+    (about 2^(1/n) − 1), which suits growth laws read on log axes and needs ``log2 n`` bisection
+    probes per search instead of ``log2 w``.
+    """
 
     minimum: int
     maximum: int
     resolution: int = 1
+    per_octave: int = 0
+
+    @cached_property
+    def _widths(self) -> tuple[int, ...]:
+        """The geometric grid's widths (empty for the linear grid)."""
+        if not self.per_octave:
+            return ()
+        r = self.resolution
+        first = -(-self.minimum // r) * r
+        last = self.maximum // r * r
+        out: list[int] = []
+        j = 0
+        while True:
+            w = max(first, r * round(first * 2 ** (j / self.per_octave) / r))
+            if w > last:
+                break
+            if not out or w > out[-1]:
+                out.append(w)
+            j += 1
+        if not out or out[-1] < last:
+            out.append(last)
+        return tuple(out)
 
     @property
     def k_min(self) -> int:
-        return -(-self.minimum // self.resolution)
+        return 1 if self.per_octave else -(-self.minimum // self.resolution)
 
     @property
     def k_max(self) -> int:
-        return self.maximum // self.resolution
+        return len(self._widths) if self.per_octave else self.maximum // self.resolution
 
     def width(self, k: int) -> int:
-        return k * self.resolution
+        return self._widths[k - 1] if self.per_octave else k * self.resolution
+
+    def widths(self) -> list[int]:
+        """Every width of the grid, increasing."""
+        return [self.width(k) for k in range(self.k_min, self.k_max + 1)]
 
     def index(self, width: int) -> int:
+        if self.per_octave:
+            k = bisect.bisect_left(self._widths, width) + 1
+            if k > len(self._widths) or self._widths[k - 1] != width:
+                raise ValueError(f"width {width} is not on the search grid {self}")
+            return k
         k, rem = divmod(width, self.resolution)
         if rem or not self.k_min <= k <= self.k_max:
             raise ValueError(f"width {width} is not on the search grid {self}")
         return k
+
+    def double(self, k: int) -> int:
+        """The first index whose width is at least twice ``width(k)`` (``k_max`` if none)."""
+        if not self.per_octave:
+            return min(2 * k, self.k_max)
+        return min(bisect.bisect_left(self._widths, 2 * self.width(k)) + 1, self.k_max)
+
+    def snap(self, width: int) -> int:
+        """The index of the largest grid width ``<= width`` (``k_min`` if there is none)."""
+        if self.per_octave:
+            return max(1, bisect.bisect_right(self._widths, width))
+        return min(self.k_max, max(self.k_min, width // self.resolution))
 
 
 @dataclass(frozen=True)
@@ -110,8 +174,14 @@ def violations(history: Iterable[Observation]) -> tuple[tuple[int, int], ...]:
     return tuple(out)
 
 
-def next_probe(history: Iterable[Observation], grid: Grid, reprobes: int = 1) -> Probe | Done:
-    """The next trial of a search given its stored trials, or Done (see the module docstring)."""
+def next_probe(
+    history: Iterable[Observation], grid: Grid, reprobes: int = 1, start: int | None = None
+) -> Probe | Done:
+    """The next trial of a search given its stored trials, or Done (see the module docstring).
+
+    ``start``: a width (snapped down onto the grid) to probe first instead of the smallest,
+    when the search has no trials yet.
+    """
     obs = list(history)
     latest: dict[int, Observation] = {}
     for o in obs:
@@ -141,10 +211,11 @@ def next_probe(history: Iterable[Observation], grid: Grid, reprobes: int = 1) ->
     # 3. doubling
     if not above:
         if lo is None:
-            return Probe(grid.width(grid.k_min), 0, "double")
+            k = grid.k_min if start is None else grid.snap(start)
+            return Probe(grid.width(k), 0, "double" if start is None else "start")
         if lo >= grid.k_max:
             return done(None)
-        k = min(2 * lo, grid.k_max)
+        k = grid.double(lo)
         return Probe(grid.width(k), attempts.get(k, 0), "double")
 
     # 4. bisection
@@ -157,7 +228,7 @@ def next_probe(history: Iterable[Observation], grid: Grid, reprobes: int = 1) ->
     # 5. upper witness
     if hi >= grid.k_max or len(above) > 1:
         return done(hi)
-    k = min(2 * hi, grid.k_max)
+    k = grid.double(hi)
     return Probe(grid.width(k), attempts.get(k, 0), "witness")
 
 
@@ -181,6 +252,9 @@ def find_min_width(
 
 def expected_probes(grid: Grid) -> float:
     """A prior for the number of probes of a fresh search (for progress estimates only)."""
+    if grid.per_octave:
+        octaves = math.log2(max(1.0, grid.width(grid.k_max) / grid.width(grid.k_min)))
+        return octaves / 2 + math.log2(max(2, grid.per_octave)) + 2.0
     span = max(1.0, grid.k_max / max(1, grid.k_min))
     return math.log2(span) + 2.0
 

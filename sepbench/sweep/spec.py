@@ -10,6 +10,7 @@ hidden width at which training reaches the accuracy threshold (see :mod:`sepbenc
     lengths = [8, 16, 32, 64]
     seeds = 3                        # independent searches per cell: 3 = replicates 0, 1, 2
     threshold = 0.95                 # accuracy the confirmation evaluation must reach
+    trainer = "single"               # single | ensemble (seeds at one width train batched)
 
     [[tasks]]
     name = "index_lookup"
@@ -32,6 +33,8 @@ hidden width at which training reaches the accuracy threshold (see :mod:`sepbenc
     max = 512
     resolution = 1                   # search the multiples of this step
     reprobes = 1                     # extra attempts at a width caught breaking monotonicity
+    per_octave = 0                   # n > 0: geometric grid, n widths per doubling
+    start = "min"                    # min | previous (start at the shorter length's answer)
 
     [executor]                       # how to run; not part of the study's identity
     kind = "local"                   # local | ray | inline
@@ -133,6 +136,13 @@ class WidthSearch(_Strict):
     resolution: int = Field(default=1, ge=1)
     reprobes: int = Field(default=1, ge=0)
     """Extra attempts (fresh derived seeds) at a width whose outcome contradicts monotonicity."""
+    per_octave: int = Field(default=0, ge=0, le=64)
+    """0: search every multiple of ``resolution``; n > 0: a geometric grid of n widths per
+    doubling (constant relative resolution, see :class:`sepbench.sweep.search.Grid`)."""
+    start: Literal["min", "previous"] = "min"
+    """Where a search's doubling starts: the smallest width, or (``previous``) the smallest
+    answer over the seeds at the next shorter length of the same task and model — the search
+    then waits for those searches to finish."""
 
     @model_validator(mode="after")
     def _non_empty(self) -> WidthSearch:
@@ -228,6 +238,11 @@ class StudySpec(_Strict):
     threshold: float = Field(gt=0, le=1)
     budget: Budget
     width: WidthSearch
+    trainer: Literal["single", "ensemble"] = "single"
+    """``single``: one ``training.fit`` per trial. ``ensemble``: the seeds of one (task, model,
+    length) that probe the same width train together as one batched ensemble
+    (``training.fit_ensemble``; each member still gets its own data, initialisation, loss and
+    stopping step) — faster for small models, whose steps are dispatch-bound."""
     executor: ExecutorSpec = Field(default_factory=ExecutorSpec)
 
     @field_validator("name")
@@ -291,8 +306,20 @@ class StudySpec(_Strict):
         return model.width or self.width
 
     def identity(self) -> dict[str, Any]:
-        """Everything that determines the results (not the executor, not the description)."""
-        return self.model_dump(mode="json", exclude={"executor", "description"})
+        """Everything that determines the results (not the executor, not the description).
+
+        Keys added after the first stores were written are left out while they hold their
+        defaults, so those stores keep their spec hash.
+        """
+        data = self.model_dump(mode="json", exclude={"executor", "description"})
+        for key, default in _LATER_KEYS.items():
+            if data.get(key) == default:
+                del data[key]
+        for width in [data["width"], *(m.get("width") for m in data["models"])]:
+            for key, default in _LATER_WIDTH_KEYS.items():
+                if isinstance(width, dict) and width.get(key) == default:
+                    del width[key]
+        return data
 
     def spec_hash(self) -> str:
         from sepbench.sweep.trial import digest
@@ -312,6 +339,10 @@ class StudySpec(_Strict):
     def to_toml(self) -> str:
         """The spec as TOML that :func:`load_spec` reads back to an equal spec."""
         return _to_toml(self.model_dump(mode="json", exclude_none=True))
+
+
+_LATER_KEYS: dict[str, Any] = {"trainer": "single"}
+_LATER_WIDTH_KEYS: dict[str, Any] = {"per_octave": 0, "start": "min"}
 
 
 def builtin_studies() -> list[str]:

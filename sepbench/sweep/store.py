@@ -324,9 +324,24 @@ class Store:
 
     def record(self, trial: TrialSpec, outcome: ProbeOutcome) -> None:
         """Write one finished trial and commit (returns after the commit is durable)."""
+        self.record_many([(trial, outcome)])
+
+    def record_many(self, finished: list[tuple[TrialSpec, ProbeOutcome]]) -> None:
+        """Write finished trials in one transaction (all or none; e.g. one ensemble's)."""
         if self._lock_fd is None:
             raise RuntimeError("store opened read-only")
-        row = (
+        rows = [self._row(trial, outcome) for trial, outcome in finished]
+        with self._transaction() as cur:
+            cur.executemany(
+                "INSERT INTO trials (key, search_key, task, model, length, replicate, width,"
+                " attempt, seed, reached, accuracy, steps, wall_s, finished_at, config, outcome)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+
+    @staticmethod
+    def _row(trial: TrialSpec, outcome: ProbeOutcome) -> tuple[Any, ...]:
+        return (
             trial.key,
             trial.search_key,
             trial.task_label or trial.task,
@@ -344,13 +359,6 @@ class Store:
             canonical_json(trial.config()),
             json.dumps(outcome.to_dict(), sort_keys=True, default=_json_default),
         )
-        with self._transaction() as cur:
-            cur.execute(
-                "INSERT INTO trials (key, search_key, task, model, length, replicate, width,"
-                " attempt, seed, reached, accuracy, steps, wall_s, finished_at, config, outcome)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                row,
-            )
 
     # ------------------------------------------------------------------ export
     def to_dataframe(self, table: str = "trials") -> Any:

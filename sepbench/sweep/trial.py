@@ -69,10 +69,17 @@ class TrialSpec:
     study_seed: int
     task_label: str = ""
     model_label: str = ""
+    trainer: str = "single"
+    """``single`` (one ``training.fit``) or ``ensemble`` (``training.fit_ensemble``, possibly
+    batched with the other seeds probing the same width); see ``StudySpec.trainer``."""
 
     def search_config(self) -> dict[str, Any]:
-        """The configuration shared by every trial of one search (no width, attempt, seed)."""
-        return {
+        """The configuration shared by every trial of one search (no width, attempt, seed).
+
+        ``trainer`` is included only when it is not the default ``single`` (so trial keys
+        written before it existed stay valid).
+        """
+        config = {
             "task": {"name": self.task, "params": self.task_params},
             "model": {"family": self.family, "options": self.model_options},
             "length": self.length,
@@ -81,6 +88,16 @@ class TrialSpec:
             "budget": asdict(self.budget),
             "study_seed": self.study_seed,
         }
+        if self.trainer != "single":
+            config["trainer"] = self.trainer
+        return config
+
+    def batch_key(self) -> str:
+        """What trials must share to train as one ensemble: everything but the replicate,
+        the attempt and the seed."""
+        config = self.search_config()
+        del config["replicate"]
+        return digest({**config, "width": self.width})
 
     def config(self) -> dict[str, Any]:
         """The full canonical configuration (what the key hashes)."""
