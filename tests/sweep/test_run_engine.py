@@ -16,6 +16,7 @@ from sepbench.sweep import (
     FakeProbe,
     Grid,
     Observation,
+    Probe,
     ProbeOutcome,
     Store,
     TrialSpec,
@@ -73,8 +74,8 @@ def test_linear_grid_unchanged_by_the_geometric_option() -> None:
 # ---------------------------------------------------------------------- start hint
 def test_start_hint_moves_only_the_first_probe() -> None:
     grid = Grid(1, 128, 1, 2)
-    first = next_probe([], grid, start=20)
-    assert (first.width, first.reason) == (16, "start")  # snapped down onto the grid
+    first = next_probe([], grid, start=20)  # snapped down onto the grid
+    assert isinstance(first, Probe) and (first.width, first.reason) == (16, "start")
     history = [Observation(16, 0, False)]
     assert next_probe(history, grid, start=20) == next_probe(history, grid)
     history += [Observation(32, 0, True), Observation(23, 0, True)]
