@@ -29,6 +29,11 @@ Three constraints of threshold units shape the wiring (each a fix a naive design
   emitting context); the readout scores node v by ⟨code(v), masked copies⟩ − (B − 1), which is
   1 for the emitted node and ≤ 0 for every other, while fixed tokens get 2·[emit] − 1.
 
+**Precision.** Every unit is an exact bit at gain L = 100 (margins ≥ 50) in float32, bfloat16
+and float16 alike; the pre-activations are integers·L of size O(log n)·L, so O(log log n)
+mantissa bits suffice — the O(log n) of W24 is in the *number* of state bits, not in their
+precision.
+
 **State size** (W24-RAG: O(log n) bits). Width = 33·B + 43 for B = ⌈log2 n⌉ (every unit one
 bit): 5 registers (10B), 7 masked-copy sets (14B), comparators (4B + 2), counter (5B), and
 41 constant units (35 PC states, 3 flags, 3 answer units). So the state is 33⌈log2 n⌉ + 43
@@ -47,8 +52,13 @@ import numpy as np
 
 from sepbench import models, tasks
 from sepbench.constructions.base import HandBuilt, register
-from sepbench.constructions.rnn_weights import SCALE, Readout, assign, check_scale, code_bits
+from sepbench.constructions.rnn_weights import Readout, assign, check_scale, code_bits
 from sepbench.tasks.is_tree import BOS, DASH, END, EOS, FAILED, FALSE, START, TILDE, TRUE
+
+GAIN = 100.0
+"""Default gain L. The margins are ≥ L/2 = 50, so every sigmoid still returns exactly 0 or 1
+(float16 included), while the largest pre-activation, about (4B + 8)·L, stays far inside
+float16's range (L = 10⁴ overflows it: inf − inf = nan)."""
 
 Lit = str | tuple[str, ...]
 """A literal: a unit name, or a group of unit names at most one of which is on (their sum)."""
@@ -337,7 +347,7 @@ def controller(task: tasks.Task, n: int) -> Circuit:
     summary="sigmoid Elman controller (O(log n) bits) that writes the DFS retrieval trace",
 )
 def is_tree_retrieval(
-    length: int, graph: str = "binary", max_length: int | None = None, scale: float = SCALE
+    length: int, graph: str = "binary", max_length: int | None = None, scale: float = GAIN
 ) -> HandBuilt:
     """W24-RAG: the retrieval controller of tasks.md as a ``rag`` (sigmoid Elman) network.
 

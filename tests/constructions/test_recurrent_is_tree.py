@@ -91,3 +91,11 @@ def test_both_answers_occur_and_the_counter_matters() -> None:
     with torch.no_grad():
         hb.module.get_parameter("rnn.weight_hh_l0")[cnt0, cnt0] = 0.0
     assert check_batch(hb, batch.inputs, batch.targets).errors > 0
+
+
+def test_float16_is_still_exact() -> None:
+    # the default gain (100) keeps every pre-activation inside float16's range
+    hb = constructions.get("is_tree_retrieval").build(8)
+    batch = hb.task.sample(length=8, batch_size=8, seed=2)
+    hb.module.to(torch.float16)
+    assert check_batch(hb, batch.inputs, batch.targets).errors == 0
