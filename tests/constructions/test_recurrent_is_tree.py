@@ -29,7 +29,7 @@ def _one_thread() -> Iterator[None]:
     torch.set_num_threads(before)
 
 
-@pytest.mark.parametrize("n", [4, 5, 8, 9, 16, 17, 100, 128])
+@pytest.mark.parametrize("n", [4, 5, 9, 17, 128])
 def test_width_is_logarithmic(n: int) -> None:
     want = 33 * math.ceil(math.log2(n)) + 43
     assert rag_width(n) == want
@@ -41,8 +41,10 @@ def test_width_is_logarithmic(n: int) -> None:
     assert model.state_size(10 * n) == want  # the state does not grow with the trace
 
 
-@pytest.mark.parametrize("graph", ["binary", "random"])
-@pytest.mark.parametrize("n", [4, 5, 12, 31, 128])
+@pytest.mark.parametrize(
+    ("graph", "n"),
+    [("binary", 4), ("random", 4), ("binary", 5), ("random", 12), ("binary", 31), ("random", 128)],
+)
 def test_teacher_forced(graph: str, n: int) -> None:
     hb = constructions.get("is_tree_retrieval").build(n, graph=graph)
     batch = hb.task.sample(length=n, batch_size=32 if n < 100 else 4, seed=n)
@@ -68,10 +70,10 @@ def test_generation_with_the_retriever_reproduces_trace_and_answer(graph: str, n
         assert hb.task.decode(gen.tokens[row, p:e]) == want
 
 
-@settings(max_examples=8)
+@settings(max_examples=4)
 @given(
     graph=st.sampled_from(["binary", "random"]),
-    n=st.integers(4, 24),
+    n=st.integers(4, 20),
     seed=st.integers(0, 2**31 - 1),
 )
 def test_property_generation(graph: str, n: int, seed: int) -> None:
