@@ -40,7 +40,9 @@ An ``Ensemble`` (``torch.nn.Module``): ``forward(inputs[E, B, T]) -> logits[E, B
 current weights, for checkpoints and evaluation); ``stacked()``, ``seeds``, ``size``,
 ``state_size``, ``num_parameters()`` (per member), ``config()`` (with ``seeds``),
 ``clip_grad_norm_(max_norm)`` (per member) and ``member_grad_norms()``. Train it with the sum
-of the members' mean losses: each member then gets exactly its own gradient.
+of the members' mean losses: each member then gets exactly its own gradient, and AdamW (an
+elementwise optimiser) over the stacked parameters trains E independent models. How it
+batches, and what speed-up to expect, is in ``sepbench.models.ensemble``.
 
 Families (options and defaults: ``describe(family)``; parameter names and shapes: the module
 docstrings, which the hand-built constructions rely on):

@@ -82,8 +82,9 @@ class SeqModel(nn.Module):
         """Logits ``[E, B, T, V]`` of E models of this architecture, member e with parameters
         ``{name: params[name][e]}`` reading ``inputs[e]`` (``inputs : [E, B, T]``).
 
-        The default vectorises ``forward`` with ``torch.func.vmap``; families whose ``forward``
-        calls kernels without batching rules (the fused RNNs) override it.
+        Every built-in family overrides it with an explicitly batched pass (see
+        ``sepbench.models.ensemble``); this default — ``torch.func.vmap`` over ``forward`` — is a
+        correct but slower fallback for a new family.
         """
         from torch.func import functional_call, vmap
 

@@ -7,10 +7,21 @@ over the stacked parameters (Adam/AdamW are elementwise) trains E independent mo
 kernels are shared. Member e starts from exactly the weights of ``build(..., seed=seeds[e])``.
 
 Implementation: the ensemble keeps one *template* model (unregistered: its own weights are
-never used) and calls ``template.ensemble_forward(stacked_params, inputs)``. Transformers and
-SSMs vectorise their ordinary ``forward`` with ``torch.func.vmap``; the RNN families, whose
-fused kernels ``vmap`` cannot batch, run the batched recurrences of
-:mod:`sepbench.models.recurrence` (one ``bmm`` per step for all members).
+never used) and calls ``template.ensemble_forward(stacked_params, inputs)``:
+
+* Transformer, SSM and hybrid layers run their one forward code against stacked weights
+  (:class:`~sepbench.models.access.Weights`): every linear map is one batched matmul over the
+  members, weight-free parts (attention scores, the SSM scan) fold the members into the batch;
+* the RNN cells (whose fused kernels ``vmap`` cannot batch) run the hand-written batched
+  recurrences of :mod:`sepbench.models.recurrence`: one ``bmm`` per step for all members, a
+  handful of elementwise kernels per step, and a hand-written backward pass.
+
+``torch.func.vmap`` over ``forward`` was measured first and rejected: its batching rules for
+``layer_norm`` and fused attention fall back to slow paths, and it made transformer ensembles
+slower than sequential training. The speed-up to expect is largest where one model's step is
+dominated by per-operation overhead (recurrences over time at small width); where one model
+already does real work (attention over B × T × T scores, SSM scans, oneDNN's LSTM) the
+ensemble mostly saves the per-op and optimiser overhead — see ``benchmarks/bench_models.py``.
 """
 
 from __future__ import annotations
@@ -110,7 +121,7 @@ class Ensemble(nn.Module):
             sq = p.grad.detach().pow(2).reshape(self.size, -1).sum(dim=1)
             total = sq if total is None else total + sq
         if total is None:
-            return torch.zeros(self.size)
+            return torch.zeros(self.size, device=next(iter(self.params.values())).device)
         return total.sqrt()
 
     def clip_grad_norm_(self, max_norm: float) -> Tensor:

@@ -117,3 +117,13 @@ def test_ensemble_metadata() -> None:
 def test_bad_seeds(seeds: Any) -> None:
     with pytest.raises(UserError, match="seed"):
         models.build_ensemble("lstm", VOCAB, WIDTH, seeds)
+
+
+def test_vmap_fallback_agrees_with_batched_pass() -> None:
+    """``SeqModel.ensemble_forward`` (torch.func.vmap, the fallback for new families) computes
+    what the families' explicitly batched passes compute."""
+    for family, opts in [("transformer", {"heads": 2}), ("ssm", {})]:
+        ens = models.build_ensemble(family, VOCAB, WIDTH, [0, 1], **opts)
+        x = tokens(2, 2, 10)
+        fallback = models.SeqModel.ensemble_forward(ens.template, ens.stacked(), x)
+        torch.testing.assert_close(fallback, ens(x), atol=1e-5, rtol=1e-5)
