@@ -250,12 +250,6 @@ def _w(module: nn.Module, name: str) -> Tensor:
     return t
 
 
-def sub_params(params: Mapping[str, Tensor], prefix: str) -> dict[str, Tensor]:
-    """The entries of ``params`` whose name starts with ``prefix``, prefix removed."""
-    n = len(prefix)
-    return {k[n:]: v for k, v in params.items() if k.startswith(prefix)}
-
-
 def batched_linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
     """``x : [E, ..., in]`` through E linear maps ``weight : [E, out, in]``, ``bias : [E, out]``."""
     e = x.shape[0]
