@@ -40,6 +40,8 @@ from sepbench.models.transformer import norm
 
 CHUNK = 8
 """Time steps per chunk of the parallel scan (work O(T·CHUNK·d), memory likewise)."""
+SCAN_FLOATS = 1 << 20
+"""Largest intra-chunk tensor (floats) the scan builds at once; more rows are scanned in turn."""
 
 
 def selective_scan(a: Tensor, x: Tensor, B: Tensor, C: Tensor, chunk: int = CHUNK) -> Tensor:
@@ -53,7 +55,22 @@ def selective_scan(a: Tensor, x: Tensor, B: Tensor, C: Tensor, chunk: int = CHUN
     n = B.shape[-1]
     a, x = a.reshape(-1, t_len, d), x.reshape(-1, t_len, d)
     B, C = B.reshape(-1, t_len, n), C.reshape(-1, t_len, n)
-    bsz = a.shape[0]
+    # the intra-chunk tensors hold rows·T·chunk·d floats: keep them cache-sized (ensembles
+    # fold their members into the rows) by scanning groups of rows one after another
+    rows = max(1, SCAN_FLOATS // max(1, t_len * chunk * d))
+    if a.shape[0] > rows:
+        parts = [
+            _scan(a[i : i + rows], x[i : i + rows], B[i : i + rows], C[i : i + rows], chunk)
+            for i in range(0, a.shape[0], rows)
+        ]
+        return torch.cat(parts).reshape(*lead, t_len, d)
+    return _scan(a, x, B, C, chunk).reshape(*lead, t_len, d)
+
+
+def _scan(a: Tensor, x: Tensor, B: Tensor, C: Tensor, chunk: int) -> Tensor:
+    """``selective_scan`` on ``[rows, T, ·]`` tensors."""
+    bsz, t_len, d = a.shape
+    n = B.shape[-1]
     k = max(1, min(chunk, t_len))
     pad = (-t_len) % k
     if pad:  # zero log-decay and zero writes after the end change nothing before it
@@ -86,7 +103,7 @@ def selective_scan(a: Tensor, x: Tensor, B: Tensor, C: Tensor, chunk: int = CHUN
         D2 = torch.exp(seg2.masked_fill(~before[:, :, None], float("-inf")))
         H_in = torch.einsum("bxyd,bydn->bxdn", D2, S)
         y = y + torch.exp(L) * torch.einsum("bctn,bcdn->bctd", Cc, H_in)
-    return y.reshape(bsz, nc * k, d)[:, :t_len].reshape(*lead, t_len, d)
+    return y.reshape(bsz, nc * k, d)[:, :t_len]
 
 
 class SSMLayer(nn.Module):
