@@ -139,8 +139,10 @@ class Result:
     formula: str
     """What :meth:`width_bound` computes, in symbols."""
     assumptions: str
-    construction: str | None
-    """Name of the ``sepbench.constructions`` function realising it (upper/tight), or None."""
+    constructions: tuple[str, ...]
+    """Names of the ``sepbench.constructions`` entries built for it: realisations of an
+    upper/tight result, or tightness witnesses of a lower bound (e.g. the prefix-storing RNNs
+    for B24-T3/T11). A test checks each name against the constructions registry."""
     argument: str | None
     """One paragraph: why the lower bound holds (lower/tight), or None."""
     width_fn: WidthFn = field(repr=False, compare=False)
@@ -269,7 +271,7 @@ _CATALOGUE: tuple[Result, ...] = (
         formula="m = ceil(log2 k) + 2·ceil((8/γ²)·ln 2N)",
         assumptions="p = O(log N); random sign addresses with all cross products below γ "
         "(B24 Lemma 2; the union-bound width succeeds with probability ≥ 1 − 1/(16N²)).",
-        construction="index_lookup_1layer",
+        constructions=("index_lookup_1layer",),
         argument=None,
         params=(_alphabet(4), _GAMMA),
         width_fn=f.b24_t1_index_lookup_tf1,
@@ -285,7 +287,7 @@ _CATALOGUE: tuple[Result, ...] = (
         statement="m·p ≥ N (binary alphabet; N·log2 k for k symbols)",
         formula="m ≥ N·log2(k)/p",
         assumptions="Any recurrent update; exact answers on every input of length N.",
-        construction=None,
+        constructions=("index_lookup_prefix_rnn",),
         argument="After the N symbols the state must determine the whole string: two strings "
         "that differ at i are told apart by the query @i, and everything after the string is a "
         "function of the state and the query. So 2^(m·p) ≥ k^N (the one-way communication "
@@ -305,7 +307,7 @@ _CATALOGUE: tuple[Result, ...] = (
         statement="m·p ≥ N",
         formula="m ≥ N·log2(v)/p",
         assumptions="N key-value pairs with distinct keys, v possible values; one final query.",
-        construction=None,
+        constructions=(),
         argument="Fix the keys; the N values range over [v]^N and a query on any key must "
         "return its value, so the state after the pairs determines all values: "
         "m·p ≥ N·log2 v (≥ N, theory.md's form, for v ≥ 2).",
@@ -324,7 +326,7 @@ _CATALOGUE: tuple[Result, ...] = (
         formula="m ≥ (N − 1)/(3H(p + log2 N))",
         assumptions="Dyck-(2, 2) recognition; any positional encoding, layer norm, residuals. "
         "Linear in N up to the log2 N term: Θ(N/log N) when p = Θ(log N).",
-        construction=None,
+        constructions=(),
         argument="A one-layer Transformer under any split of the positions between two players "
         "is simulated by a protocol of 3m(p + log2 N)H bits; Dyck-(2, 2) under the odd/even "
         "split needs N − 1 bits (fooling set). theory.md notes that B24's printed inequality is "
@@ -341,10 +343,12 @@ _CATALOGUE: tuple[Result, ...] = (
         form="constant",
         quantity="width",
         statement="constant: a 7-state automaton",
-        formula="m = Σ_{d=0}^{D} k^d (7 for k = D = 2)",
-        assumptions="One-hot RNN over the live states of the Dyck-(k, D) automaton; the dead "
-        "state is the all-zero vector.",
-        construction="dyck_automaton",
+        formula="m = Σ_{d=1}^{D} k^d + Σ_{d=2}^{D} k^d + k + 1 (13 for k = D = 2)",
+        assumptions="The automaton has 7 live states for Dyck-(2, 2), but a one-hot Elman RNN "
+        "cannot give each live state one unit (a state entered by two different pops needs "
+        "contradictory thresholds) and must start from the zero vector: one unit per (state, "
+        "entry) plus k + 1 dead units, 13 for Dyck-(2, 2). Still constant in N.",
+        constructions=("dyck22_automaton",),
         argument=None,
         params=(_TYPES, _DEPTH),
         width_fn=f.b24_e_dyck_automaton,
@@ -361,7 +365,7 @@ _CATALOGUE: tuple[Result, ...] = (
         formula="m ≥ N·log2(k)/p  (N = length of each half)",
         assumptions="theory.md's N/2 counts B24's N = total length of both halves; with the "
         "task's N (length of each half) the same argument gives N·log2 k bits.",
-        construction=None,
+        constructions=("string_equality_prefix_rnn",),
         argument="After x and the separator the state must determine x: x|x is equal and "
         "x'|x is not for any x' ≠ x. So 2^(m·p) ≥ k^N. Tight up to constants (store the first "
         "half, width ≈ N·log2(k)/p).",
@@ -379,7 +383,7 @@ _CATALOGUE: tuple[Result, ...] = (
         statement="m·p·H = Ω(N): 3m(p + log2 N)H ≥ N",
         formula="m ≥ N/(3H(p + log2 N))",
         assumptions="N = length of each half (bits for disjointness); deterministic model.",
-        construction=None,
+        constructions=(),
         argument="Alice holds x, Bob holds y; the one-layer protocol of B24-T5 computes the "
         "output with 3m(p + log2 N)H bits, and EQ and DISJ on N-bit strings need N bits of "
         "deterministic communication.",
@@ -397,7 +401,7 @@ _CATALOGUE: tuple[Result, ...] = (
         statement="width O(log N), precision O(log N)",
         formula="m = 2·ceil(log2 k) + 2·ceil((8/γ²)·ln(2(2N + 1))) + 1",
         assumptions="p = O(log N); η ≥ log N + K·log 2N makes layer 1's softmax one-hot.",
-        construction="string_equality_2layer",
+        constructions=("string_equality_2layer",),
         argument=None,
         params=(_alphabet(2), _GAMMA),
         width_fn=f.b24_t6_string_equality_tf2,
@@ -414,7 +418,7 @@ _CATALOGUE: tuple[Result, ...] = (
         formula="m = 2 + 2·ceil((8/γ²)·ln(2(2N + 1))) + 1",
         assumptions="p = O(log N); B24-T6's layout with AND in place of XOR; thresholds on "
         "k-sparse intersections use k heads (width unchanged).",
-        construction="disjointness_2layer",
+        constructions=("disjointness_2layer",),
         argument=None,
         params=(_GAMMA,),
         width_fn=f.b24_t13_disjointness_tf2,
@@ -431,7 +435,7 @@ _CATALOGUE: tuple[Result, ...] = (
         formula="m = b + ceil(log2 L) + 2·ceil((8/γ²)·ln(2(2N + 1))) + 2",
         assumptions="Unit-vector points with nearest-neighbour margin ≥ N^(−c); p = O(log N). "
         "Block count of theory.md's sketch (exact=False). Default b = max(8, ceil(log2(N+1))).",
-        construction="nearest_neighbor_2layer",
+        constructions=("nearest_neighbor_2layer",),
         argument=None,
         params=(
             BoundParam(
@@ -456,7 +460,7 @@ _CATALOGUE: tuple[Result, ...] = (
         assumptions="nearest_neighbor: N points, N ≤ 2^(b−1) so every point can be a query's "
         "unique nearest neighbour. mqar: pass N = 2P (the tokens of the P stored pairs), not "
         "the task's total length L.",
-        construction=None,
+        constructions=(),
         argument="The state after the stored points (pairs) must determine every label (value) "
         "a later query can ask for: ≥ N label bits for nearest neighbour, ≥ P value bits for "
         "mqar; theory.md's N/2 is the weaker, convention-independent statement.",
@@ -476,7 +480,7 @@ _CATALOGUE: tuple[Result, ...] = (
         "lower: m ≥ log2(Σ_{d≤D} k^d)/p",
         assumptions="Finite precision; sigmoid weights scaled (~10⁴) so gates act as steps. "
         "Constant in N. Recognition (the dyck task) adds an error latch and an empty-stack test.",
-        construction="dyck_stack_rnn",
+        constructions=("dyck_next_elman", "dyck_next_lstm", "dyck_recognize_rnn"),
         argument="Two different stacks are told apart by popping their common top: the next "
         "closer then differs. So the state takes Σ_{d≤D} k^d values: m·p ≥ D·log2 k.",
         params=(
@@ -500,7 +504,7 @@ _CATALOGUE: tuple[Result, ...] = (
         formula="m ∝ ceil(log2 k) (form only)",
         assumptions="Two soft-attention layers generate Dyck-(k, D); D + 1 hard-attention layers "
         "recognise it. Constant in N; the constant is not fixed (exact=False).",
-        construction=None,
+        constructions=(),
         argument=None,
         params=(_TYPES,),
         exact=False,
@@ -518,7 +522,7 @@ _CATALOGUE: tuple[Result, ...] = (
         statement="o(N) bits of state impossible (with or without CoT)",
         formula="m ≥ N·log2(k)/p (k = 2: N bits)",
         assumptions="Deterministic decoding; a chain of thought of any length.",
-        construction=None,
+        constructions=(),
         argument="Any chain of thought generated after the context is a function of the state "
         "after the context and the query, so B24-T3's fooling set applies unchanged: the state "
         "must determine all N symbols (values). W24 state Ω(N); the constant is the counting "
@@ -538,7 +542,7 @@ _CATALOGUE: tuple[Result, ...] = (
         statement="o(n) bits of state impossible, CoT of any length",
         formula="m ≥ (n − 3)/p",
         assumptions="Deterministic decoding; the task's binary graph family (tasks.md).",
-        construction=None,
+        constructions=(),
         argument="Fooling set on binary graphs: nodes 2..n−1 hang from hub 0 or 1 (bits x_i), "
         "the extra edge (i, i+1) comes last and the graph is a tree iff x_i ≠ x_(i+1). "
         "Everything after the hub edges is a function of the state and the last edge, so the "
@@ -557,7 +561,7 @@ _CATALOGUE: tuple[Result, ...] = (
         formula="m ∝ 1 (form only)",
         assumptions="CoT = the DFS trace of tasks.md (O(n) tokens); p = O(log n). The constant "
         "is not fixed (exact=False).",
-        construction=None,
+        constructions=(),
         argument=None,
         exact=False,
         width_fn=f.w24_c_is_tree_tf_cot,
@@ -574,7 +578,7 @@ _CATALOGUE: tuple[Result, ...] = (
         formula="m = 2·ceil(ceil(log2 n)/p) + 1 (3 numbers once p ≥ log2 n)",
         assumptions="The retrieval trace of tasks.md; the retriever answers every query "
         "exactly. Form = growth of the state bits 3p at p = Θ(log n).",
-        construction="is_tree_retrieval",
+        constructions=("is_tree_retrieval",),
         argument=None,
         width_fn=f.w24_rag_controller,
     ),
@@ -590,7 +594,7 @@ _CATALOGUE: tuple[Result, ...] = (
         formula="m = ceil(log2 k) + 2·ceil((8/γ²)·ln 2N) + 1 (index lookup; form only)",
         assumptions="The RNN tags tokens (constant width); the attention layer retrieves. "
         "The width counted is the attention layer's for index lookup (exact=False).",
-        construction="hybrid_retrieval",
+        constructions=("index_lookup_hybrid", "associative_recall_hybrid"),
         argument=None,
         params=(_alphabet(4), _GAMMA),
         exact=False,

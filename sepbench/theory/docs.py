@@ -76,8 +76,9 @@ def fields(result: Result) -> list[tuple[str, str]]:
         ("parameters", params),
         ("assumptions", result.assumptions),
     ]
-    if result.construction is not None:
-        out.append(("construction", f"sepbench.constructions.{result.construction}"))
+    if result.constructions:
+        built = ", ".join(f"`{name}`" for name in result.constructions)
+        out.append(("constructions", built))
     if result.argument is not None:
         out.append(("argument", result.argument))
     return out

@@ -123,15 +123,21 @@ def dyck_stack_states(types: int, depth: int) -> int:
 
 
 def b24_e_dyck_automaton(n: int, p: int, *, types: int, depth: int) -> float:
-    """B24-E: width Σ_{d=0}^{D} k^d, constant in N (7 for Dyck-(2, 2)).
+    """B24-E: the Elman width of the Dyck-(k, D) automaton, constant in N (13 for (2, 2)).
 
-    The minimal DFA of Dyck-(k, D) has one live state per stack of depth ≤ D plus a dead
-    state. A one-hot RNN gives each live state a unit and lets the all-zero vector be the dead
-    state (every transition maps 0 to 0), so the width is the number of live states:
-    1 + 2 + 4 = 7 for k = D = 2, theory.md's "7-state automaton".
+    The minimal DFA of Dyck-(k, D) has Σ_{d=0}^{D} k^d live states (7 for k = D = 2, theory.md's
+    "7-state automaton") plus a dead state. One unit per live state does not work in an Elman
+    RNN with a monotone activation (a state entered by two different pops needs
+    contradictory thresholds), and the model starts from the zero vector, which must be the
+    start state. ``sepbench.constructions.dyck22_automaton`` therefore uses one unit per
+    (non-empty stack, entry kind): Σ_{d=1}^{D} k^d units entered by a push and Σ_{d=2}^{D} k^d
+    entered by a pop, plus k + 1 dead units — 6 + 4 + 3 = 13 for k = D = 2 (derived in its
+    docstring). This fixes theory.md's count; the constant-width claim stands.
     """
     del n, p
-    return float(dyck_stack_states(types, depth))
+    pushed = sum(types**d for d in range(1, depth + 1))
+    popped = sum(types**d for d in range(2, depth + 1))
+    return float(pushed + popped + types + 1)
 
 
 def string_equality_rnn(n: int, p: int, *, alphabet: int) -> float:

@@ -57,11 +57,11 @@ def test_row_contents(rid: str) -> None:
     assert set(r.tasks) <= set(tasks.names())
     assert r.statement and r.formula and r.assumptions
     if direction == "lower":
-        assert r.argument and r.construction is None and r.exact
+        assert r.argument and r.exact
     if direction == "upper":
         assert r.argument is None
     if direction == "tight":
-        assert r.argument and r.construction and r.lower_fn is not None
+        assert r.argument and r.constructions and r.lower_fn is not None
 
 
 def test_get_unknown_id_lists_the_known_ones() -> None:
@@ -160,8 +160,8 @@ def test_one_layer_transformer_bounds() -> None:
 
 
 def test_dyck_rnn_widths() -> None:
-    assert theory.min_width("B24-E", 16) == 7  # theory.md's 7-state automaton
-    assert theory.min_width("B24-E", 16, types=3, depth=2) == 1 + 3 + 9
+    assert theory.min_width("B24-E", 16) == 13  # 7 live states; 13 Elman units (see formula)
+    assert theory.min_width("B24-E", 16, types=3, depth=2) == (3 + 9) + 9 + 3 + 1
     # H20: Elman 6D·log2 k − 2D, LSTM 3D·log2 k − D
     assert theory.min_width("H20", 64) == 6 * 2 * 1 - 2 * 2
     assert theory.min_width("H20", 64, cell="lstm") == 3 * 2 * 1 - 2

@@ -63,7 +63,7 @@ def test_show_prints_all_fields_and_examples(capsys: pytest.CaptureFixture[str])
 def test_show_tight_result_has_both_sides(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["theory", "show", "H20"]) == 0
     out = capsys.readouterr().out
-    assert "tight" in out and "construction" in out and "sepbench.constructions." in out
+    assert "tight" in out and "constructions" in out and "dyck_next_lstm" in out
     assert "lower width" in out
 
 

@@ -59,8 +59,8 @@ def test_conflicting_evidence_is_undecided() -> None:
 
 
 def test_constant_forms() -> None:
-    assert theory.verdict("B24-E", fit(np.full(len(NS), 7.0))).outcome == "consistent"
-    v = theory.verdict("B24-E", fit(7 + 3 * np.log2(NS)))
+    assert theory.verdict("B24-E", fit(np.full(len(NS), 13.0))).outcome == "consistent"
+    v = theory.verdict("B24-E", fit(13 + 3 * np.log2(NS)))
     assert v.outcome == "inconsistent"
     assert "constant form" in v.reason
     # log growth is fine for a log bound but not for a constant one
