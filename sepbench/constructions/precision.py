@@ -69,10 +69,9 @@ def round_mantissa(x: Tensor, bits: int) -> Tensor:
     native = DTYPE_BITS.get(str(x.dtype).removeprefix("torch."), FLOAT64_BITS)
     if bits >= native:
         return x
-    mant, expo = torch.frexp(x)  # x = mant · 2^expo, |mant| in [0.5, 1)
+    mant, expo = torch.frexp(x)  # x = mant · 2^expo, |mant| in [0.5, 1); ±inf, nan kept
     scale = float(2 ** (bits + 1))
-    out = torch.ldexp(torch.round(mant * scale) / scale, expo)
-    return torch.where(torch.isfinite(x), out, x)
+    return torch.ldexp(torch.round(mant * scale) / scale, expo)
 
 
 def round_fixed(x: Tensor, bits: int) -> Tensor:

@@ -350,11 +350,14 @@ def inputs_for(
     hard_limit: int = HARD_LIMIT,
     seed: int = 0,
     dtype: str = "float64",
+    exhaustive_work: float = EXHAUSTIVE_WORK,
 ) -> Iterator[Chunk]:
     """The chunks of rows :func:`check` runs ``hb`` on (see the module docstring).
 
     Enumeration happens when there are at most ``exhaustive_limit`` inputs and they cost at
-    most :data:`EXHAUSTIVE_WORK`; ``samples=None`` picks :func:`default_samples`.
+    most ``exhaustive_work`` (:data:`EXHAUSTIVE_WORK`; pass ``math.inf`` for a choice that
+    does not depend on the network, as the width search does); ``samples=None`` picks
+    :func:`default_samples`. The same arguments give the same rows, whatever the network.
     """
     task, n = hb.task, hb.length
     tokens = task.max_tokens(n)
@@ -364,7 +367,7 @@ def inputs_for(
     enum = ENUMERATORS.get(task.name)
     if enum is not None and not hb.generate:
         count, make = enum(task, n)
-        if count <= exhaustive_limit and count * cost <= EXHAUSTIVE_WORK:
+        if count <= exhaustive_limit and count * cost <= exhaustive_work:
             for start in range(0, count, rows):
                 yield make(start, min(count, start + rows))
             return
@@ -436,6 +439,7 @@ def check(
     hard_limit: int = HARD_LIMIT,
     seed: int = 0,
     stop_at_first: bool = False,
+    exhaustive_work: float = EXHAUSTIVE_WORK,
 ) -> VerifyRow:
     """Verify one built network (see the module docstring); ``name`` labels the row."""
     label = _precision_label(dtype, bits, fixed)
@@ -455,6 +459,7 @@ def check(
             hard_limit=hard_limit,
             seed=seed,
             dtype=dtype,
+            exhaustive_work=exhaustive_work,
         ):
             if chunk.inputs.shape[0] == 0:
                 continue
