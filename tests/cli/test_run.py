@@ -1,0 +1,148 @@
+"""`sepbench run`: the main job end to end at a tiny scale (a fake probe in place of training,
+a fake constructive-width search), resume, --quick, --list and one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import sepbench.cli as cli
+from sepbench import constructions
+from sepbench.cli import run as run_cli
+from sepbench.sweep import FakeProbe, Store, constructive
+from sepbench.sweep.constructive import ConstructiveCurve
+from tests.sweep.common import make_spec
+
+
+@pytest.fixture(autouse=True)
+def run_group(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Register the group (until the lead adds it to _GROUPS) and fake the training probe."""
+    if "run" not in cli._GROUPS:
+        monkeypatch.setattr(cli, "_GROUPS", (*cli._GROUPS, "run"))
+    monkeypatch.setattr(
+        "sepbench.sweep.probes.TrainingProbe",
+        lambda device=None: FakeProbe(law="linear", coef={"lstm": 2.0}),
+    )
+
+
+@pytest.fixture
+def fake_constructions(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, list[int]]]:
+    calls: list[tuple[str, list[int]]] = []
+
+    def fake(name: str, lengths: Any, params: Any = None, **kw: Any) -> ConstructiveCurve:
+        calls.append((name, list(lengths)))
+        points = tuple((n, 3 + 2 * n.bit_length()) for n in lengths)
+        knob = "addr_dim" if name == "index_lookup_1layer" else None
+        rid = constructions.get(name).result_id
+        return ConstructiveCurve(name, "index_lookup", rid, knob, points, points)
+
+    monkeypatch.setattr("sepbench.sweep.constructive.constructive_widths", fake)
+    return calls
+
+
+def run(*args: str) -> int:
+    return cli.main(["run", *args, "--executor", "inline", "--no-progress"])
+
+
+@pytest.fixture
+def study(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.toml"
+    spec = make_spec(name="tiny", lengths=[2, 4, 8], models=[{"family": "lstm"}])
+    path.write_text(spec.to_toml())
+    return path
+
+
+def test_run_writes_store_constructions_and_report(
+    study: Path,
+    tmp_path: Path,
+    fake_constructions: list[tuple[str, list[int]]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = tmp_path / "runs"
+    assert run("--study", str(study), "--out", str(out)) == 0
+    text = capsys.readouterr().out
+    folder = out / "tiny"
+    assert (folder / "tiny.sqlite").is_file()
+    report = folder / "tiny-report" / "report.md"  # where `sepbench report` writes it too
+    assert report.is_file() and list((folder / "tiny-report" / "figures").glob("*.png"))
+    names = constructive.constructions_for("index_lookup")
+    assert names[0] == "index_lookup_1layer"  # the ones with a width knob come first
+    assert fake_constructions == [(name, [2, 4, 8]) for name in names]
+    cached = json.loads((folder / "constructions.json").read_text())
+    assert [e["name"] for e in cached.values()] == names
+    data = json.loads((folder / "tiny-report" / "report.json").read_text())
+    assert [(p["task"], p["model"]) for p in data["pairs"]] == [("index_lookup", "lstm")]
+    assert "index_lookup / lstm: " in text and f"report: {report}" in text
+    assert "sweep: " in text and "constructions: index_lookup_1layer (B24-T1)" in text
+    with Store.open(folder / "tiny.sqlite") as store:
+        trials = store.count()
+
+    # a second run resumes: nothing new to train, the constructive widths come from the cache
+    assert run("--study", str(study), "--out", str(out)) == 0
+    again = capsys.readouterr().out
+    assert f"sweep: {trials} trials (0 new)" in again
+    assert len(fake_constructions) == len(names)
+
+
+def test_no_constructions_says_so(study: Path, tmp_path: Path, capsys: Any) -> None:
+    assert run("--study", str(study), "--out", str(tmp_path), "--no-constructions") == 0
+    assert "constructions: skipped (--no-constructions)" in capsys.readouterr().out
+
+
+def test_task_without_construction_is_skipped_with_a_line(tmp_path: Path, capsys: Any) -> None:
+    from sepbench.sweep import constructive
+
+    task = "mqar"
+    if constructive.constructions_for(task):
+        pytest.skip(f"{task} has a construction now")
+    path = tmp_path / "mq.toml"
+    spec = make_spec(
+        name="mq",
+        lengths=[16, 32, 64],
+        tasks=[{"name": task, "params": {"pairs": 4, "vocab": 64}}],
+        models=[{"family": "lstm"}],
+    )
+    path.write_text(spec.to_toml())
+    assert run("--study", str(path), "--out", str(tmp_path)) == 0
+    assert f"constructions: none registered for task {task}; skipped" in capsys.readouterr().out
+
+
+def test_unknown_study_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run("--study", "no_such_study") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert err.startswith("sepbench: error: unknown study 'no_such_study'; shipped studies: ")
+    assert "index_lookup" in err
+
+
+def test_bad_workers_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run("--workers", "-1") == 2
+    assert capsys.readouterr().err.strip().startswith("sepbench: error: --workers must be")
+
+
+def test_list_names_the_shipped_studies(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["run", "--list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    names = [line.split(":")[0].split()[0] for line in lines]
+    assert names == run_cli.shipped()
+    assert any(line.startswith("index_lookup (default): ") for line in lines)
+    assert not any(name.endswith("-quick") for name in names)
+
+
+def test_quick_uses_the_shipped_quick_study_or_cuts_one_down(study: Path) -> None:
+    spec, origin = run_cli.resolve_study("index_lookup", quick=True)
+    assert spec.name == "index_lookup-quick" and "index_lookup-quick" in origin
+    full, _ = run_cli.resolve_study(str(study), quick=False)
+    cut, origin = run_cli.resolve_study(str(study), quick=True)
+    assert cut.name == "tiny-quick" and "cut down" in origin
+    assert cut.lengths == sorted(full.lengths)[:3] and cut.seeds == full.seeds[:2]
+    assert cut.budget.steps == full.budget.steps // 2
+
+
+def test_default_study_is_index_lookup() -> None:
+    args = cli.build_parser().parse_args(["run"])
+    assert args.study == run_cli.DEFAULT_STUDY == "index_lookup"
+    assert args.out == "runs" and not args.quick
