@@ -146,7 +146,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     with _threads(args.threads):
         for name in names:
             c = constructions.get(name)
-            print(f"== {name}  ({c.result_id}, task {c.task}, width ~ {c.form} N)")
+            form = {"log": "log N", "linear": "N"}.get(c.form, c.form)
+            print(f"== {name}  ({c.result_id}, task {c.task}, width ~ {form})")
             try:
                 rows = V.verify(
                     name,

@@ -6,7 +6,8 @@
    has an enumerator (:data:`ENUMERATORS`: index_lookup — all k^N strings × N queries;
    string_equality / disjointness — all pairs of halves; dyck — all (2k)^N bracket strings;
    dyck_next — all valid Dyck-(k, D) strings);
-2. otherwise **structured hard inputs** (:data:`HARD_INPUTS`, at most ``hard_limit`` rows:
+2. otherwise **structured hard inputs** (:data:`HARD_INPUTS`, at most ``hard_limit`` rows,
+   and no more than the random rows' budget when ``samples`` is not given:
    e.g. for index_lookup the worst case of every bitwise threshold, one position holding a
    symbol and all others its complement, for evenly spread positions) and **random batches**
    drawn from the task itself (``samples`` rows; by default as many as a fixed work budget
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import inspect
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -61,6 +63,8 @@ HARD_LIMIT = 64
 """Rows of structured hard inputs per length (positions spread evenly)."""
 MIN_SAMPLES = 16
 MAX_SAMPLES = 1024
+GENERATE_SAMPLES = 64
+"""Default random rows of constructions checked by greedy decoding (``generate=True``)."""
 SAMPLE_WORK = float(1 << 33)
 """Default random rows: MAX_SAMPLES, cut so that their forward passes cost at most this many
 multiply-adds (:func:`row_cost`)."""
@@ -372,8 +376,10 @@ def inputs_for(
                 yield make(start, min(count, start + rows))
             return
     hard = HARD_INPUTS.get(task.name)
-    if hard is not None and hard_limit > 0 and not hb.generate:
-        block = hard(task, n, hard_limit, rng)
+    # hard rows share the sampling budget: at most as many as default_samples allows
+    hard_rows = min(hard_limit, default_samples(cost, dtype)) if samples is None else hard_limit
+    if hard is not None and hard_rows > 0 and not hb.generate:
+        block = hard(task, n, hard_rows, rng)
         for start in range(0, block.inputs.shape[0], rows):
             sl = slice(start, start + rows)
             yield Chunk(
@@ -384,6 +390,8 @@ def inputs_for(
                 block.prompt_lengths[sl],
             )
     total = default_samples(cost, dtype) if samples is None else int(samples)
+    if hb.generate and samples is None:  # greedy decoding is a Python loop per token
+        total = min(total, GENERATE_SAMPLES)
     done = 0
     while done < total:
         size = min(rows, total - done)
@@ -548,6 +556,22 @@ def _generation_errors(run: HandBuilt, chunk: Chunk, bits: int | None, fixed: bo
     return np.asarray(bad, dtype=np.int64)
 
 
+def build(name: str, length: int, **params: Any) -> HandBuilt:
+    """``get(name).build(length, **params)``, with unknown parameters a UserError that names
+    the allowed ones (instead of a TypeError)."""
+    construction = get(name)
+    signature = inspect.signature(construction.build)
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
+    allowed = [p for p in signature.parameters if p != "length"]
+    unknown = sorted(set(params) - set(allowed))
+    if unknown and not takes_any:
+        raise UserError(
+            f"construction '{name}': unknown parameter '{unknown[0]}'; allowed: "
+            f"{', '.join(allowed) or 'none'}"
+        )
+    return construction.build(int(length), **params)
+
+
 def verify(
     name: str,
     lengths: Sequence[int] | None = None,
@@ -567,7 +591,7 @@ def verify(
     dtypes by simulated precision (``bits`` mantissa bits, or fixed point with ``fixed``).
     Returns one :class:`VerifyRow` per (N, precision).
     """
-    construction = get(name)
+    get(name)  # unknown name: UserError before any work
     dtypes = [dtype] if isinstance(dtype, str) else list(dtype)
     for d in dtypes:
         if d not in DTYPES:
@@ -576,7 +600,7 @@ def verify(
         dtypes = ["float64"]
     rows: list[VerifyRow] = []
     for n in lengths or DEFAULT_LENGTHS:
-        hb = construction.build(int(n), **dict(params or {}))
+        hb = build(name, int(n), **dict(params or {}))
         for d in dtypes:
             rows.append(
                 check(
@@ -631,6 +655,7 @@ __all__ = [
     "HARD_INPUTS",
     "Chunk",
     "VerifyRow",
+    "build",
     "check",
     "default_samples",
     "dyck_scan",

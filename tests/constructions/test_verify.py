@@ -4,7 +4,9 @@ broken constructions, dtypes, simulated precision."""
 from __future__ import annotations
 
 import itertools
+import sys
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -126,7 +128,8 @@ def test_long_lengths_use_hard_inputs_and_samples() -> None:
 def test_a_broken_construction_fails_with_its_counterexample(n: int) -> None:
     hb = _small_lookup(n, dim=32, alphabet=4)
     with torch.no_grad():
-        hb.module.layers[0].attn.W_V.weight.zero_()  # type: ignore[union-attr, index]
+        model: Any = hb.module
+        model.layers[0].attn.W_V.weight.zero_()
     row = V.check(hb, name="broken", samples=4, hard_limit=4)
     assert row.verdict == "fail" and row.errors > 0
     assert row.counterexample is not None and "expected" in row.counterexample
@@ -139,7 +142,8 @@ def test_a_broken_construction_fails_with_its_counterexample(n: int) -> None:
 def test_stop_at_first_and_row_fields() -> None:
     hb = _small_lookup(8, dim=16)
     with torch.no_grad():
-        hb.module.readout.weight.mul_(-1)  # type: ignore[operator]
+        model: Any = hb.module
+        model.readout.weight.mul_(-1)
     row = V.check(hb, stop_at_first=True, samples=64, exhaustive_limit=0, hard_limit=0)
     assert row.verdict == "fail" and row.checked <= 64 and row.min_gap < 0
     d = row.to_dict()
@@ -217,3 +221,58 @@ def test_52_bits_equal_float64_and_tiny_precision_breaks() -> None:
     nn = constructions.get("nearest_neighbor_2layer").build(32, addr_dim=32)
     assert V.check(nn, bits=0, samples=16).verdict == "fail"
     assert V.check(nn, bits=8, samples=16).verdict == "pass"
+
+
+# ------------------------------------------------------------------------------------ CLI
+
+
+def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """Run `sepbench verify ...` through its own parser (independent of the CLI's group list)."""
+    from sepbench.cli import _Parser
+    from sepbench.cli import verify as cli_verify
+
+    parser = _Parser(prog="sepbench")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    cli_verify.register(sub)
+    try:
+        args = parser.parse_args(["verify", *argv])
+        code = args.handler(args)
+    except UserError as exc:
+        print(f"sepbench: error: {exc}", file=sys.stderr)
+        code = 2
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_cli_passes_prints_a_table_and_lists(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _cli(
+        ["index_lookup_1layer", "--lengths", "4,1024", "--param", "addr_dim=40",
+         "--param", "max_length=1024", "--samples", "4", "--dtype", "float64,float32"],
+        capsys,
+    )  # fmt: skip
+    assert code == 0 and "all passed" in out
+    assert out.count("pass") >= 4 and "1024" in out and "float32" in out
+    code, out, _ = _cli(["--list"], capsys)
+    assert code == 0 and "string_equality_2layer" in out and "knob: addr_dim" in out
+
+
+def test_cli_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    # a failing check: one mantissa bit is not enough for nearest neighbour
+    code, out, _ = _cli(
+        ["nearest_neighbor_2layer", "--lengths", "32", "--param", "addr_dim=32", "--bits", "0",
+         "--samples", "16"],
+        capsys,
+    )  # fmt: skip
+    assert code == 1 and "first counterexample" in out and "failing" in out
+    for argv in (
+        ["no_such_thing"],
+        ["index_lookup_1layer", "--dtype", "float8"],
+        ["--param", "addr_dim=3"],
+        ["index_lookup_1layer", "--lengths", "0"],
+        ["index_lookup_1layer", "--fixed"],
+        ["index_lookup_1layer", "--param", "colour=red", "--lengths", "4"],
+    ):
+        code, _, err = _cli(argv, capsys)
+        assert code == 2 and "error" in err, argv
