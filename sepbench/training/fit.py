@@ -41,6 +41,7 @@ from sepbench.training.metrics import (
     model_device,
     to_metrics,
 )
+from sepbench.training.threads import model_threads, thread_scope
 
 
 @dataclass
@@ -87,30 +88,14 @@ def check_threshold(threshold: float) -> float:
     return float(threshold)
 
 
-def auto_threads(num_parameters: int, tokens_per_step: int) -> int:
-    """Intra-op threads for CPU training: 1 unless a step has enough arithmetic to share.
+def use_prefetch(prefetch: bool | None, device: torch.device) -> bool:
+    """Prefetch in a background thread by default only when training on a GPU.
 
-    Small models are dispatch-bound: extra threads only add synchronisation. The cut-off
-    (about 1e9 multiply-adds per step, forward + backward) is set from the benchmarks.
+    On CPU the chunked sampler already makes data a few per cent of a step, and a producer
+    thread competing for the GIL and the cores cost 10-15 % of the steps/s in measurements on a
+    loaded 2-core machine; on a GPU the host is otherwise idle while kernels run.
     """
-    work = 6 * num_parameters * tokens_per_step
-    if work < 1e9:
-        return 1
-    return max(1, torch.get_num_threads())
-
-
-@contextlib.contextmanager
-def thread_scope(threads: int | None) -> Iterator[None]:
-    """``torch.set_num_threads(threads)`` for the block, restored afterwards."""
-    if threads is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(max(1, int(threads)))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+    return device.type == "cuda" if prefetch is None else bool(prefetch)
 
 
 @contextlib.contextmanager
@@ -151,10 +136,6 @@ def make_optimizer(params: Sequence[nn.Parameter], budget: Budget) -> torch.opti
         weight_decay=budget.weight_decay,
         foreach=True,
     )
-
-
-def _num_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 def _record(step: int, train_loss: float, m: Metrics, kind: str) -> dict[str, Any]:
@@ -229,7 +210,7 @@ def fit(
     *,
     device: str | torch.device | None = None,
     callback: Callback | None = None,
-    prefetch: bool = True,
+    prefetch: bool | None = None,
     threads: int | None = None,
 ) -> TrialResult:
     """Train ``model`` (in place) on fresh samples of ``task`` at problem size ``length``.
@@ -238,7 +219,8 @@ def fit(
     ``threshold`` (confirmed on ``budget.confirm_batch`` examples) or the budget ends.
     ``device``: default the model's own; the model is moved there. ``threads``: CPU intra-op
     threads for the run (default: :func:`auto_threads`). ``prefetch``: draw the next batches in
-    a background thread. Deterministic on CPU for a given seed (same data, same updates).
+    a background thread (default: on CUDA only — see :func:`use_prefetch`). Deterministic on
+    CPU for a given seed (same data, same updates), with or without prefetching.
     """
     budget = budget if budget is not None else Budget()
     seed = check_seed(seed)
@@ -248,8 +230,7 @@ def fit(
     model.to(dev)
     config = trial_config(task, length, model_config(model), budget, threshold)
     trial = _Trial(task, length, seed, budget, threshold)
-    if threads is None and dev.type == "cpu":
-        threads = auto_threads(_num_parameters(model), budget.batch_size * task.max_tokens(length))
+    threads = model_threads(model, budget.batch_size * task.max_tokens(length), dev, threads)
     make = data_mod.train_stream(
         task, length, budget.batch_size, [stream(seed, "train")], dev, ensemble=False
     )
@@ -263,7 +244,7 @@ def fit(
     with (
         thread_scope(threads),
         seeded_torch(seed, dev),
-        data_mod.Prefetcher(make, enabled=prefetch) as batches,
+        data_mod.Prefetcher(make, enabled=use_prefetch(prefetch, dev)) as batches,
     ):
         model.train()
         loss_sum = torch.zeros((), device=dev)
@@ -349,7 +330,7 @@ def train_ensemble(
     *,
     device: str | torch.device | None = None,
     callback: Callback | None = None,
-    prefetch: bool = True,
+    prefetch: bool | None = None,
     threads: int | None = None,
 ) -> EnsembleOutcome:
     """:func:`fit_ensemble`, also returning each member's trained model."""
@@ -378,10 +359,8 @@ def train_ensemble(
         for i in range(count)
     ]
     trials = [_Trial(task, length, s, budget, threshold) for s in seeds]
-    if threads is None and dev.type == "cpu":
-        threads = auto_threads(
-            sum(p.numel() for p in params), budget.batch_size * task.max_tokens(length)
-        )
+    tokens = count * budget.batch_size * task.max_tokens(length)
+    threads = model_threads(ensemble, tokens, dev, threads)
     make = data_mod.train_stream(
         task, length, budget.batch_size, [stream(s, "train") for s in seeds], dev, ensemble=True
     )
@@ -403,7 +382,7 @@ def train_ensemble(
     with (
         thread_scope(threads),
         seeded_torch(seeds[0], dev),
-        data_mod.Prefetcher(make, enabled=prefetch) as batches,
+        data_mod.Prefetcher(make, enabled=use_prefetch(prefetch, dev)) as batches,
     ):
         ensemble.train()
         mask = torch.ones(count, dtype=torch.bool, device=dev)
@@ -503,7 +482,7 @@ def fit_ensemble(
     *,
     device: str | torch.device | None = None,
     callback: Callback | None = None,
-    prefetch: bool = True,
+    prefetch: bool | None = None,
     threads: int | None = None,
 ) -> list[TrialResult]:
     """Train one ``family`` model per seed at once, as a batched ensemble; one result each.

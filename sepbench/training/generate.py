@@ -28,7 +28,8 @@ from torch import nn
 from sepbench.errors import UserError
 from sepbench.tasks import Batch, Task
 from sepbench.training.config import check_seed
-from sepbench.training.metrics import Metrics, eval_mode, evaluate_arrays, model_device, to_metrics
+from sepbench.training.metrics import eval_mode, evaluate_arrays, model_device, to_metrics
+from sepbench.training.threads import model_threads, thread_scope
 
 LENGTHS_STREAM = 4
 """SeedSequence spawn key of the length-generalisation streams (see config.STREAMS)."""
@@ -93,6 +94,7 @@ def greedy_generate(
     stops: Iterable[int],
     retrieval: bool | None = None,
     incremental: bool | None = None,
+    threads: int | None = None,
 ) -> Generated:
     """Greedy decoding of every row of ``prompts`` from its first ``prompt_lengths[b]`` tokens.
 
@@ -101,7 +103,25 @@ def greedy_generate(
     ``incremental`` (default: when the model has ``init_state``/``step``) decodes with the
     model's one-token ``step`` and its carried state — O(T) work per row for an RNN instead of
     re-reading the prefix at every step (which is what ``incremental=False`` does).
+    ``threads``: CPU threads (default: :func:`~sepbench.training.threads.auto_threads`).
     """
+    device = model_device(model)
+    with thread_scope(model_threads(model, prompts.shape[0] * max_tokens, device, threads)):
+        return _greedy(
+            model, task, prompts, prompt_lengths, max_tokens, stops, retrieval, incremental
+        )
+
+
+def _greedy(
+    model: nn.Module,
+    task: Task,
+    prompts: np.ndarray,
+    prompt_lengths: np.ndarray,
+    max_tokens: int,
+    stops: Iterable[int],
+    retrieval: bool | None,
+    incremental: bool | None,
+) -> Generated:
     if retrieval is None:
         retrieval = uses_retrieval(model)
     trigger: int | None = None
@@ -199,6 +219,7 @@ def evaluate_generation(
     rng: np.random.Generator | None = None,
     batch: Batch | None = None,
     retrieval: bool | None = None,
+    threads: int | None = None,
 ) -> GenerationMetrics:
     """Greedy-decode ``batch_size`` fresh examples (or ``batch``) and score them."""
     if batch is None:
@@ -212,7 +233,14 @@ def evaluate_generation(
         )
     limit = max(task.max_tokens(length), batch.inputs.shape[1])
     gen = greedy_generate(
-        model, task, batch.inputs, batch.prompt_lengths, limit, stop_ids(task, batch), retrieval
+        model,
+        task,
+        batch.inputs,
+        batch.prompt_lengths,
+        limit,
+        stop_ids(task, batch),
+        retrieval,
+        threads=threads,
     )
     return generation_metrics(task, batch, gen)
 
@@ -224,6 +252,7 @@ def evaluate_lengths(
     batch_size: int = 1024,
     seed: int = 0,
     generation_batch: int = 256,
+    threads: int | None = None,
 ) -> list[dict[str, Any]]:
     """Length generalisation: one trained model evaluated at each of ``lengths``.
 
@@ -243,13 +272,16 @@ def evaluate_lengths(
         n = int(n)
         ss = np.random.SeedSequence(seed, spawn_key=(LENGTHS_STREAM, n))
         batch = task.sample(n, batch_size, rng=np.random.Generator(np.random.PCG64(ss)))
-        metrics: Metrics = to_metrics(evaluate_arrays(model, batch.inputs, batch.targets))
+        tokens = min(1024, batch_size) * batch.inputs.shape[1]
+        with thread_scope(model_threads(model, tokens, model_device(model), threads)):
+            metrics = to_metrics(evaluate_arrays(model, batch.inputs, batch.targets))
         record: dict[str, Any] = {"length": n, **metrics.to_dict(), "generation": None}
         if is_trace_batch(batch) and generation_batch > 0:
             k = min(generation_batch, len(batch))
             sub = Batch(
                 batch.inputs[:k], batch.targets[:k], batch.lengths[:k], batch.prompt_lengths[:k]
             )
-            record["generation"] = evaluate_generation(model, task, n, batch=sub).to_dict()
+            gen = evaluate_generation(model, task, n, batch=sub, threads=threads)
+            record["generation"] = gen.to_dict()
         out.append(record)
     return out

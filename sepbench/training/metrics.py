@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sepbench.tasks import IGNORE, Task
+from sepbench.training.threads import model_threads, thread_scope
 
 N_COUNTS = 6  # loss_sum, tokens, tokens_ok, rows, rows_ok, answers_ok
 
@@ -134,15 +135,19 @@ def evaluate(
     seed: int | None = None,
     rng: np.random.Generator | None = None,
     chunk: int = 1024,
+    threads: int | None = None,
 ) -> Metrics:
     """Teacher-forced metrics of ``model`` on ``batch_size`` fresh examples of ``task``.
 
-    Give ``seed`` or ``rng`` (default: seed 0) for the examples.
+    Give ``seed`` or ``rng`` (default: seed 0) for the examples. ``threads``: CPU threads
+    (default: :func:`~sepbench.training.threads.auto_threads`).
     """
     if seed is None and rng is None:
         seed = 0
     batch = task.sample(length, batch_size, seed=seed, rng=rng)
-    return to_metrics(evaluate_arrays(model, batch.inputs, batch.targets, chunk))
+    tokens = min(chunk, batch_size) * batch.inputs.shape[1]
+    with thread_scope(model_threads(model, tokens, model_device(model), threads)):
+        return to_metrics(evaluate_arrays(model, batch.inputs, batch.targets, chunk))
 
 
 def loss_single(logits: torch.Tensor, sel: torch.Tensor, sel_targets: torch.Tensor) -> torch.Tensor:

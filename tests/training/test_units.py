@@ -116,6 +116,24 @@ def test_prefetch_gives_the_same_batches_in_order() -> None:
         np.testing.assert_array_equal(a, b)
 
 
+def test_chunked_sampler_slices_one_large_sample() -> None:
+    task = tasks.make("is_tree", trace="cot", max_length=8)
+    sampler = data.ChunkedSampler(task, 6, 16, stream(0, "train"))
+    assert sampler.steps == data.chunk_steps(16, task.max_tokens(6)) > 1
+    got = [sampler.next() for _ in range(sampler.steps + 1)]
+    rng = stream(0, "train")
+    first = task.sample(6, 16 * sampler.steps, rng=rng)
+    second = task.sample(6, 16 * sampler.steps, rng=rng)
+    for k, (inputs, targets) in enumerate(got):
+        ref = first if k < sampler.steps else second
+        rows = slice((k % sampler.steps) * 16, (k % sampler.steps + 1) * 16)
+        width = int(ref.lengths[rows].max())
+        assert inputs.shape == (16, width)  # trimmed to its own longest row
+        np.testing.assert_array_equal(inputs, ref.inputs[rows, :width])
+        np.testing.assert_array_equal(targets, ref.targets[rows, :width])
+        assert (ref.targets[rows, width:] == IGNORE).all()
+
+
 def test_prefetch_forwards_errors() -> None:
     def boom() -> int:
         raise RuntimeError("bad batch")
