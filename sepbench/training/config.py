@@ -111,8 +111,8 @@ class Budget:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Budget:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(data) - set(known))
         if unknown:
             raise UserError(f"budget: unknown field '{unknown[0]}'; allowed: {', '.join(known)}")
         return cls(**data)

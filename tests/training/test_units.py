@@ -226,3 +226,43 @@ def test_generation_needs_a_trace() -> None:
     task = tasks.make("index_lookup", max_length=8)
     with pytest.raises(UserError, match="no trace"):
         evaluate_generation(nn.Linear(1, 1), task, 4, batch_size=2)
+
+
+def test_evaluate_lengths_records_per_length() -> None:
+    from sepbench import models
+    from sepbench.training import evaluate_lengths
+
+    task = tasks.make("is_tree", trace="cot", max_length=8)
+    model = models.build("gru", len(task.vocab), 4, seed=0)
+    records = evaluate_lengths(model, task, [4, 6], batch_size=16, seed=1, generation_batch=8)
+    assert [r["length"] for r in records] == [4, 6]
+    for r in records:
+        assert r["examples"] == 16 and 0 <= r["sequence_accuracy"] <= 1
+        assert r["generation"]["examples"] == 8
+    again = evaluate_lengths(model, task, [4, 6], batch_size=16, seed=1, generation_batch=8)
+    assert again == records
+    with pytest.raises(UserError, match="max_length"):
+        evaluate_lengths(model, task, [4, 9])
+
+
+def test_incremental_and_prefix_decoding_agree() -> None:
+    from sepbench import models
+
+    task = tasks.make("is_tree", trace="cot", max_length=8)
+    batch = task.sample(5, 8, seed=3)
+    for family in ("lstm", "transformer"):
+        model = models.build(family, len(task.vocab), 8, seed=0)
+        runs = [
+            greedy_generate(
+                model,
+                task,
+                batch.inputs,
+                batch.prompt_lengths,
+                task.max_tokens(5),
+                stop_ids(task),
+                incremental=inc,
+            )
+            for inc in (True, False)
+        ]
+        np.testing.assert_array_equal(runs[0].tokens, runs[1].tokens)
+        np.testing.assert_array_equal(runs[0].ends, runs[1].ends)
