@@ -16,7 +16,7 @@ from sepbench import __version__
 from sepbench.errors import UserError
 
 # command-group modules, in the order `sepbench --help` lists them
-_GROUPS = ("tasks", "train", "sweep", "report", "theory")
+_GROUPS = ("run", "tasks", "train", "sweep", "report", "verify", "theory")
 
 
 class _Parser(argparse.ArgumentParser):
