@@ -104,6 +104,8 @@ def budget_rows(hb: HandBuilt, work: float = CURVE_WORK) -> tuple[int, int]:
     """(hard rows, random rows) that one probe of ``hb``'s size can afford."""
     cost = V.row_cost(hb.module, hb.task.max_tokens(hb.length), hb.width)
     total = int(max(CURVE_MIN_ROWS, min(CURVE_MAX_ROWS, work // max(cost, 1.0))))
+    if hb.generate:  # greedy decoding: a Python loop per token
+        total = min(total, V.GENERATE_SAMPLES)
     hard = int(total * CURVE_HARD_SHARE)
     return hard, total - hard
 

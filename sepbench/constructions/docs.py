@@ -120,6 +120,8 @@ def run_section(name: str, *, quick: bool = False, budget: float = 150.0) -> Sec
                 sec.fixed_verdict = theory.verdict(c.result_id, sec.fixed_fit)
             except UserError as exc:
                 sec.notes.append(f"no verdict: {exc}")
+    if lengths and c.build(lengths[0]).generate:  # simulated greedy decoding: keep it short
+        pmax = min(pmax, 32)
     plens = [n for n in lengths if n <= pmax and (c.width_knob is None or n in knobs)]
     ppoints = []
     for n in plens:

@@ -534,16 +534,11 @@ def _generation_errors(run: HandBuilt, chunk: Chunk, bits: int | None, fixed: bo
     rows = np.arange(chunk.inputs.shape[0])
     ends = chunk.inputs[rows, chunk.lengths - 1]
     stops = task.encode(task.binary_answers) if task.binary_answers else np.unique(ends)
-    kwargs: dict[str, Any] = {}
     if bits is not None:
-        kwargs["incremental"] = False
-    mode = Rounding(bits, fixed) if bits is not None else None
-    if mode is not None:
-        with mode:
+        with Rounding(bits, fixed):
             gen = greedy_generate(
-                run.module, task, chunk.inputs, chunk.prompt_lengths, chunk.inputs.shape[1],
-                stops, **kwargs,
-            )  # fmt: skip
+                run.module, task, chunk.inputs, chunk.prompt_lengths, chunk.inputs.shape[1], stops
+            )
     else:
         gen = greedy_generate(
             run.module, task, chunk.inputs, chunk.prompt_lengths, chunk.inputs.shape[1], stops
