@@ -276,3 +276,51 @@ def test_cli_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
     ):
         code, _, err = _cli(argv, capsys)
         assert code == 2 and "error" in err, argv
+
+
+# --------------------------------------------------------------------------------- curves
+
+
+def test_width_search_finds_a_passing_knob_whose_predecessor_fails() -> None:
+    from sepbench.constructions import curves
+
+    point = curves.smallest_knob("index_lookup_1layer", 64, samples=16, hard_limit=16)
+    assert point.knob is not None and point.probes[point.knob] is True
+    assert point.probes.get(point.knob - 1) is False or point.knob == 1
+    assert point.width == 2 + 2 * point.knob
+    fixed = [n for n, c in constructions.registry().items() if c.width_knob is None]
+    if fixed:
+        with pytest.raises(UserError, match="no width knob"):
+            curves.smallest_knob(fixed[0], 8)
+
+
+def test_width_curve_fit_and_verdict() -> None:
+    from sepbench.constructions import curves
+
+    wc = curves.width_curve("index_lookup_1layer", [8, 32, 128, 512], samples=8, hard_limit=8)
+    assert [p.length for p in wc.points] == [8, 32, 128, 512]
+    assert all(p.knob is not None for p in wc.points)
+    assert wc.fit is not None and wc.verdict is not None and wc.verdict.result_id == "B24-T1"
+    assert wc.law.startswith("w =")
+
+
+def test_precision_point_and_sanity() -> None:
+    from sepbench.constructions import curves
+
+    hb = constructions.get("string_equality_2layer").build(32, addr_dim=24)
+    q = curves.precision_point(hb, samples=8, hard_limit=8, dtypes=("float32",))
+    assert q.mantissa_bits is not None and q.mantissa_bits <= 8
+    assert q.fixed_bits is not None and 3 <= q.fixed_bits <= 16 and q.dtypes == {"float32": True}
+    # a two-layer Transformer is bound by no lower bound of the catalogue on its task
+    assert curves.sanity("string_equality_2layer", [(16, 12)]) == []
+    rnn = [
+        name
+        for name, c in constructions.registry().items()
+        if curves.model_class(c) == "rnn" and c.task == "index_lookup"
+    ]
+    if not rnn:
+        pytest.skip("no recurrent index-lookup construction registered")
+    rows = curves.sanity(rnn[0], [(16, None)], bits={16: 64})
+    assert rows and all(r.ok for r in rows) and {r.bound_id for r in rows} >= {"B24-T3"}
+    tight = curves.sanity(rnn[0], [(16, None)], bits={16: 1})  # 1 bit a number: m >= N·log2 k
+    assert all(r.lower_numbers > 0 for r in tight)
