@@ -296,15 +296,19 @@ def member_clip_(params: Sequence[torch.Tensor], members: int, max_norm: float) 
 
     Every parameter of a batched ensemble carries the member index as its first dimension, so
     member ``i``'s gradient is the slice ``[i]`` of each; the rule is ``clip_grad_norm_``'s,
-    applied per member: ``g_i *= min(1, max_norm / (||g_i|| + 1e-6))``.
+    applied per member: ``g_i *= min(1, max_norm / (||g_i|| + 1e-6))`` (the same as
+    ``models.Ensemble.clip_grad_norm_``, in a handful of kernels: one concatenation for the
+    norms, one foreach multiply).
     """
     grads = [p.grad for p in params if p.grad is not None]
     if not grads:
         return
-    squares = torch.stack([g.reshape(members, -1).float().pow(2).sum(1) for g in grads]).sum(0)
-    scale = (max_norm / (squares.sqrt() + 1e-6)).clamp(max=1.0)
-    for g in grads:
-        g.mul_(scale.view(members, *([1] * (g.dim() - 1))).to(g.dtype))
+    flat = torch.cat([g.reshape(members, -1) for g in grads], dim=1)
+    norms = flat.float().pow(2).sum(1).sqrt()
+    scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
+    torch._foreach_mul_(
+        grads, [scale.to(g.dtype).view(members, *([1] * (g.dim() - 1))) for g in grads]
+    )
 
 
 @dataclass
@@ -365,10 +369,6 @@ def train_ensemble(
         task, length, budget.batch_size, [stream(s, "train") for s in seeds], dev, ensemble=True
     )
     optimizer = make_optimizer(params, budget)
-    own_clip = getattr(ensemble, "clip_grad_norm_", None)
-    clip: Callable[[float], Any] = (
-        own_clip if callable(own_clip) else (lambda norm: member_clip_(params, count, norm))
-    )
     results: list[TrialResult | None] = [None] * count
     snapshots: list[nn.Module | None] = [None] * count
     active = np.ones(count, dtype=bool)
@@ -401,7 +401,7 @@ def train_ensemble(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if budget.grad_clip > 0:
-                clip(budget.grad_clip)
+                member_clip_(params, count, budget.grad_clip)
             optimizer.step()
             loss_sum += per_member.detach()
             since += 1

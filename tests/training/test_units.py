@@ -266,3 +266,23 @@ def test_incremental_and_prefix_decoding_agree() -> None:
         ]
         np.testing.assert_array_equal(runs[0].tokens, runs[1].tokens)
         np.testing.assert_array_equal(runs[0].ends, runs[1].ends)
+
+
+def test_member_clip_matches_clip_grad_norm_per_member() -> None:
+    from sepbench.training.fit import member_clip_
+
+    torch.manual_seed(0)
+    stacked = [torch.nn.Parameter(torch.zeros(3, *shape)) for shape in [(4, 5), (5,), (2, 2, 2)]]
+    for p in stacked:
+        p.grad = torch.randn_like(p) * torch.tensor([0.01, 1.0, 10.0]).view(3, *[1] * (p.dim() - 1))
+    alone = []
+    for e in range(3):
+        ps = [torch.nn.Parameter(torch.zeros(p.shape[1:])) for p in stacked]
+        for q, p in zip(ps, stacked, strict=True):
+            q.grad = p.grad[e].clone()
+        torch.nn.utils.clip_grad_norm_(ps, 1.0)
+        alone.append([q.grad for q in ps])
+    member_clip_(stacked, 3, 1.0)
+    for e in range(3):
+        for p, ref in zip(stacked, alone[e], strict=True):
+            torch.testing.assert_close(p.grad[e], ref)
