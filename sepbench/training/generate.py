@@ -167,7 +167,7 @@ def _greedy(
                     calls += 1
                     try:
                         nxt[j] = task.token_to_id[task.retrieval_result(context)]
-                    except ValueError:  # a malformed query: the row stops, unfinished
+                    except (ValueError, KeyError):  # a malformed query: the row stops
                         nxt[j] = task.pad_id
                         halted[active[j]] = True
                         ends[active[j]] = t
