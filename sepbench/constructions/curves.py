@@ -42,7 +42,7 @@ KNOB_MAX = 4096
 CURVE_WORK = float(1 << 33)
 """Multiply-adds one probe may spend (:func:`~sepbench.constructions.verify.row_cost`): the
 number of rows checked per N follows from it, between CURVE_MIN_ROWS and CURVE_MAX_ROWS."""
-CURVE_MIN_ROWS = 24
+CURVE_MIN_ROWS = 32
 CURVE_MAX_ROWS = 512
 CURVE_HARD_SHARE = 0.75
 """Share of the rows that are structured hard inputs (positions spread evenly)."""

@@ -146,7 +146,14 @@ class Rounding(TorchFunctionMode):
                 return out
             return self.r(out)
         if isinstance(out, tuple) and not inplace:
-            return type(out)(self.r(o) if isinstance(o, Tensor) else o for o in out)
+            # unbind/split/chunk return views that callers may write through: keep those
+            return type(out)(
+                self.r(o)
+                if isinstance(o, Tensor) and o.is_floating_point()
+                and not _is_view_of_input(o, args, kwargs)
+                else o
+                for o in out
+            )  # fmt: skip
         return out
 
     def _softmax(self, x: Tensor, dim: int | None = None, *args: Any, **kwargs: Any) -> Tensor:

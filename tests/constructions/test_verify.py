@@ -324,3 +324,16 @@ def test_precision_point_and_sanity() -> None:
     assert rows and all(r.ok for r in rows) and {r.bound_id for r in rows} >= {"B24-T3"}
     tight = curves.sanity(rnn[0], [(16, None)], bits={16: 1})  # 1 bit a number: m >= N·log2 k
     assert all(r.lower_numbers > 0 for r in tight)
+
+
+def test_rounding_keeps_views_writable() -> None:
+    """Recurrences write step results through views (``unbind`` + ``out=``): the rounding
+    mode must hand those views back, not rounded copies."""
+    x = torch.linspace(0.1, 1.3, 12, dtype=torch.float64).view(3, 4)
+    buf = torch.zeros(3, 4, dtype=torch.float64)
+    with Rounding(3):
+        steps = buf.unbind(0)
+        for t in range(3):
+            torch.mul(x[t], 1.0, out=steps[t])
+        y = buf * 3.0
+    assert torch.equal(buf, x) and torch.equal(y, round_mantissa(x * 3.0, 3))
