@@ -33,6 +33,9 @@ WIDTH_MAX: dict[str, int] = {"index_lookup_1layer": 4096}
 WIDTH_MAX_DEFAULT = 1024
 PRECISION_MAX: dict[str, int] = {"index_lookup_1layer": 1024}
 PRECISION_MAX_DEFAULT = 256
+LONG_N = 4096
+"""Every construction with a knob is also verified once at this N (few rows: it is slow)."""
+LONG_ROWS = 8
 FORMS = {"log": "log N", "linear": "linear in N", "constant": "constant", "D log k": "D log k"}
 
 
@@ -47,6 +50,8 @@ class Section:
     fixed_verdict: theory.Verdict | None = None
     precision: curves.PrecisionCurve | None = None
     sanity: list[curves.SanityRow] = field(default_factory=list)
+    long_rows: list[V.VerifyRow] = field(default_factory=list)
+    """Verification at N = LONG_N (knob constructions)."""
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -75,6 +80,11 @@ def _lengths_ok(name: str, lengths: Sequence[int]) -> list[int]:
     return ok
 
 
+def _long_params(name: str) -> dict[str, int]:
+    """Parameters a construction needs at LONG_N beyond the knob (a large enough vocabulary)."""
+    return {"max_length": LONG_N} if name == "index_lookup_1layer" else {}
+
+
 def run_section(name: str, *, quick: bool = False, budget: float = 150.0) -> Section:
     """Every measurement of one construction (see the module docstring)."""
     clock = time.perf_counter()
@@ -99,6 +109,14 @@ def run_section(name: str, *, quick: bool = False, budget: float = 150.0) -> Sec
             if p.seconds > budget:
                 sec.notes.append(f"width curve stopped after N = {n} ({p.seconds:.0f} s)")
                 break
+        found = [p.knob for p in points if p.knob is not None]
+        if not quick and found:
+            knob = max(48, 2 * found[-1])
+            hb = V.build(name, LONG_N, **{c.width_knob: knob, **_long_params(name)})
+            for dtype in ("float64", "float32"):
+                sec.long_rows.append(
+                    V.check(hb, dtype, name=name, samples=LONG_ROWS, hard_limit=LONG_ROWS)
+                )
         fit, verdict, note = curves._fit(c, points)
         sec.width = curves.WidthCurve(
             name, c.result_id, c.form, c.width_knob, points, fit, verdict, note
@@ -183,6 +201,22 @@ def render_section(sec: Section) -> list[str]:
         ],
     )
     lines.append("")
+    if sec.long_rows:
+        lines += [
+            f"**Long inputs** (N = {LONG_N}; knob = max(48, twice the last smallest one); "
+            f"{LONG_ROWS} hard + {LONG_ROWS} random rows):",
+            "",
+        ]
+        lines += _table(
+            ("N", "width", "precision", "hard", "sampled", "errors", "min logit gap",
+             "seconds", "verdict"),
+            [
+                (r.length, r.width, r.precision, r.hard, r.sampled, r.errors, _fmt(r.min_gap),
+                 f"{r.seconds:.0f}", r.verdict)
+                for r in sec.long_rows
+            ],
+        )  # fmt: skip
+        lines.append("")
     if sec.width is not None:
         w = sec.width
         lines += [f"**Constructive width**: smallest verifying `{w.knob}` at each N.", ""]
@@ -229,7 +263,8 @@ def render_section(sec: Section) -> list[str]:
                 for q in sec.precision.points
             ],
         )
-        lines += ["", f"Fixed-point bits, fitted law: `{sec.precision.fixed_law}`.", ""]
+        law = sec.precision.fixed_law.replace("w =", "f =", 1)
+        lines += ["", f"Fixed-point fraction bits, fitted law: `{law}`.", ""]
     if sec.sanity:
         lines += ["**Sanity** (width × bits against the lower bounds of its class):", ""]
         lines += _table(
@@ -249,8 +284,8 @@ def render_section(sec: Section) -> list[str]:
         lines.append("")
     else:
         lines += [
-            "**Sanity**: the catalogue has no lower bound for this task and model class "
-            "(a two-layer Transformer is not bound by the one-layer results).",
+            f"**Sanity**: the catalogue has no lower bound on `{c.task}` for this model class "
+            f"({curves.model_class(c)}), so there is nothing to beat.",
             "",
         ]  # fmt: skip
     for note in sec.notes:
