@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import torch
@@ -65,7 +66,7 @@ def test_verify_rows_per_second(benchmark, name: str, length: int, params: dict)
 @pytest.mark.parametrize("fixed", [False, True], ids=["mantissa", "fixed"])
 def test_simulated_precision_slowdown(benchmark, fixed: bool) -> None:
     hb = constructions.get("string_equality_2layer").build(128, addr_dim=32)
-    args = {"samples": 32, "hard_limit": 0, "exhaustive_limit": 0}
+    args: dict[str, Any] = {"samples": 32, "hard_limit": 0, "exhaustive_limit": 0}
     start = time.perf_counter()
     V.check(hb, **args)
     plain = time.perf_counter() - start
