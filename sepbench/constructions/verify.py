@@ -476,7 +476,11 @@ def check(
             errors += bad
             min_gap = min(min_gap, gap)
             if first is not None and example is None:
-                example = _describe(hb.task, chunk, first, produced)
+                example = (
+                    produced
+                    if isinstance(produced, str)
+                    else _describe(hb.task, chunk, first, produced)
+                )
             if errors and stop_at_first:
                 break
     except (RuntimeError, NotImplementedError, TypeError) as exc:
@@ -500,8 +504,9 @@ def check(
 @torch.no_grad()
 def _check_chunk(
     run: HandBuilt, chunk: Chunk, bits: int | None, fixed: bool
-) -> tuple[int, float, int | None, np.ndarray]:
-    """(errors, min gap, first wrong row, that row's argmax outputs)."""
+) -> tuple[int, float, int | None, np.ndarray | str]:
+    """(errors, min gap, first wrong row, that row's argmax outputs — or, for generated
+    constructions, the description of its wrong continuation)."""
     mode = Rounding(bits, fixed) if bits is not None else None
     run.module.eval()
     if mode is not None:
@@ -511,14 +516,13 @@ def _check_chunk(
         res = check_batch(run, chunk.inputs, chunk.targets)
     errors, first = res.errors, res.first_error
     if run.generate:
-        gen_bad = _generation_errors(run, chunk, bits, fixed)
-        errors = int(gen_bad.size)
-        first = int(gen_bad[0]) if gen_bad.size else None
+        gen_bad, text = _generation_errors(run, chunk, bits, fixed)
+        return int(gen_bad.size), res.min_gap, (int(gen_bad[0]) if gen_bad.size else None), text
     produced = np.zeros(chunk.inputs.shape[1], dtype=np.int64)
     if first is not None:
         row = torch.from_numpy(np.ascontiguousarray(chunk.inputs[first : first + 1]))
-        if mode is not None:
-            with Rounding(bits, fixed):  # type: ignore[arg-type]
+        if bits is not None:
+            with Rounding(bits, fixed):
                 logits = run.module(row)
         else:
             logits = run.module(row)
@@ -526,8 +530,11 @@ def _check_chunk(
     return errors, res.min_gap, first, produced
 
 
-def _generation_errors(run: HandBuilt, chunk: Chunk, bits: int | None, fixed: bool) -> np.ndarray:
-    """Rows whose greedy continuation differs from the reference continuation."""
+def _generation_errors(
+    run: HandBuilt, chunk: Chunk, bits: int | None, fixed: bool
+) -> tuple[np.ndarray, str]:
+    """Rows whose greedy continuation differs from the reference continuation, and a
+    description of the first one."""
     from sepbench.training.generate import greedy_generate
 
     task = run.task
@@ -543,12 +550,28 @@ def _generation_errors(run: HandBuilt, chunk: Chunk, bits: int | None, fixed: bo
         gen = greedy_generate(
             run.module, task, chunk.inputs, chunk.prompt_lengths, chunk.inputs.shape[1], stops
         )
-    bad = []
+    bad: list[int] = []
+    text = ""
     for b in rows:
         p, n, e = int(chunk.prompt_lengths[b]), int(chunk.lengths[b]), int(gen.ends[b])
         if not (gen.finished[b] and np.array_equal(gen.tokens[b, p:e], chunk.inputs[b, p:n])):
+            if not bad:
+                want = task.decode(chunk.inputs[b, p:n])
+                got = task.decode(gen.tokens[b, p:e])
+                k = next(
+                    (i for i, (w, g) in enumerate(zip(want, got, strict=False)) if w != g),
+                    min(len(want), len(got)),
+                )
+                prompt = " ".join(task.decode(chunk.inputs[b, :p]))
+                if len(prompt) > 300:
+                    prompt = prompt[:150] + " … " + prompt[-100:]
+                text = (
+                    f"{prompt}  → continuation differs at token {k}: expected "
+                    f"{' '.join(want[k : k + 6]) or '(end)'}, generated "
+                    f"{' '.join(got[k : k + 6]) or '(nothing)'}"
+                )
             bad.append(b)
-    return np.asarray(bad, dtype=np.int64)
+    return np.asarray(bad, dtype=np.int64), text
 
 
 def build(name: str, length: int, **params: Any) -> HandBuilt:
