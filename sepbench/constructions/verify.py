@@ -570,7 +570,7 @@ def _generation_errors(
                     f"{' '.join(want[k : k + 6]) or '(end)'}, generated "
                     f"{' '.join(got[k : k + 6]) or '(nothing)'}"
                 )
-            bad.append(b)
+            bad.append(int(b))
     return np.asarray(bad, dtype=np.int64), text
 
 
