@@ -106,6 +106,8 @@ def budget_rows(hb: HandBuilt, work: float = CURVE_WORK) -> tuple[int, int]:
     total = int(max(CURVE_MIN_ROWS, min(CURVE_MAX_ROWS, work // max(cost, 1.0))))
     if hb.generate:  # greedy decoding: a Python loop per token
         total = min(total, V.GENERATE_SAMPLES)
+    if hb.task.name not in V.HARD_INPUTS or hb.generate:
+        return 0, total
     hard = int(total * CURVE_HARD_SHARE)
     return hard, total - hard
 

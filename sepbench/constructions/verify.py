@@ -307,11 +307,45 @@ def _hard_pairs(task: Task, n: int, limit: int, rng: np.random.Generator) -> Chu
     return _single("hard", inputs, answers)
 
 
+def _hard_recall(task: Task, n: int, limit: int, rng: np.random.Generator) -> Chunk:
+    """associative_recall: task rows whose query asks for the pair at evenly spread indices j
+    (first and last included), so every part of the context is exercised."""
+    pos = _spread(n, limit)
+    batch = task.sample(n, pos.size, rng=rng)
+    rows = np.arange(pos.size)
+    inputs = batch.inputs.copy()
+    inputs[:, -1] = inputs[rows, 2 * pos]
+    return _single("hard", inputs, inputs[rows, 2 * pos + 1])
+
+
+def _hard_nearest(task: Task, n: int, limit: int, rng: np.random.Generator) -> Chunk:
+    """nearest_neighbor: task rows with the nearest point moved (with its label) to evenly
+    spread indices i, first and last included."""
+    pos = _spread(n, limit)
+    batch = task.sample(n, pos.size, rng=rng)
+    rows = np.arange(pos.size)
+    inputs = batch.inputs.copy()
+    p0 = task.token_to_id["p0"]
+    codes = inputs[:, 0 : 2 * n : 2] - p0
+    query = inputs[:, -1] - p0
+    diff = codes ^ query[:, None]
+    dist = np.zeros_like(diff)
+    for bit in range(task.params["bits"]):
+        dist += (diff >> bit) & 1
+    near = dist.argmin(axis=1)
+    for col in (0, 1):  # swap the pairs (point, label) at `near` and at `pos`
+        a, b = inputs[rows, 2 * near + col].copy(), inputs[rows, 2 * pos + col].copy()
+        inputs[rows, 2 * pos + col], inputs[rows, 2 * near + col] = a, b
+    return _single("hard", inputs, inputs[rows, 2 * pos + 1])
+
+
 HardInputs = Callable[[Task, int, int, np.random.Generator], Chunk]
 HARD_INPUTS: dict[str, HardInputs] = {
     "index_lookup": _hard_index_lookup,
     "string_equality": _hard_pairs,
     "disjointness": _hard_pairs,
+    "associative_recall": _hard_recall,
+    "nearest_neighbor": _hard_nearest,
 }
 """Structured worst cases per task name: ``(task, N, max rows, rng) -> Chunk``."""
 

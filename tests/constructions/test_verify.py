@@ -92,6 +92,9 @@ def test_enumeration_chunks_cover_the_range_in_order() -> None:
         ("disjointness", {}, 7),
         ("index_lookup", {"alphabet": 4, "max_length": 2048}, 2048),
         ("disjointness", {}, 1024),
+        ("associative_recall", {"keys": 64}, 40),
+        ("nearest_neighbor", {"bits": 6}, 30),
+        ("nearest_neighbor", {"bits": 11}, 1024),
     ],
 )
 def test_hard_inputs_match_the_reference_solver(name: str, params: dict, n: int) -> None:
