@@ -636,6 +636,7 @@ def verify(
     exhaustive_limit: int = EXHAUSTIVE_LIMIT,
     hard_limit: int = HARD_LIMIT,
     seed: int = 0,
+    exhaustive_work: float = EXHAUSTIVE_WORK,
 ) -> list[VerifyRow]:
     """Verify construction ``name`` at every N of ``lengths`` and every dtype of ``dtype``.
 
@@ -665,6 +666,7 @@ def verify(
                     exhaustive_limit=exhaustive_limit,
                     hard_limit=hard_limit,
                     seed=seed,
+                    exhaustive_work=exhaustive_work,
                 )
             )
     return rows
