@@ -1,14 +1,11 @@
-"""Constructive widths: the smallest width at which a hand-built construction still verifies.
+"""Constructive widths at a study's lengths: what `sepbench run` draws beside trained widths.
 
-For a registered construction with a width knob (e.g. ``index_lookup_1layer``'s ``addr_dim``),
-:func:`constructive_widths` runs :func:`~sepbench.sweep.search.find_min_width` over the knob at
-each length — the same doubling-then-bisection rule as the trained-width search, with
-"verifies" (:func:`sepbench.constructions.verify.verify`: every input when there are few,
-else structured hard inputs and random samples; no errors) in place of "training reached the
-threshold" — and reports the construction's width there (e.g. ``⌈log2 k⌉ + 2·addr_dim``).
-A construction without a knob (e.g. ``index_lookup_prefix_rnn``, whose width N fixes) is
-verified at each N and reported where it passes. The curves are what
-:func:`sepbench.report.write_report` draws beside the trained widths.
+For a construction with a width knob (e.g. ``index_lookup_1layer``'s ``addr_dim``) this is
+:func:`sepbench.constructions.curves.width_curve`: the smallest knob value whose network still
+verifies at each N (doubling, then bisection; every probe at one N checked on the same rows)
+and the construction's width there (e.g. ``⌈log2 k⌉ + 2·addr_dim``). A construction without a
+knob (e.g. ``index_lookup_prefix_rnn``, whose width N fixes) is verified at each N
+(:func:`sepbench.constructions.verify.verify`) and reported where it passes.
 """
 
 from __future__ import annotations
@@ -17,8 +14,6 @@ import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-
-from sepbench.sweep.search import Grid, find_min_width
 
 
 @dataclass(frozen=True)
@@ -53,17 +48,15 @@ def constructive_widths(
     lengths: Sequence[int],
     params: Mapping[str, Any] | None = None,
     *,
-    max_knob: int = 512,
     on_length: Callable[[int, int | None], None] | None = None,
 ) -> ConstructiveCurve:
-    """The smallest verifying width of construction ``name`` at each of ``lengths``.
+    """The construction's (smallest verifying) width at each of ``lengths``.
 
-    With a width knob, the knob is searched over ``1..max_knob``; without one, the
-    construction's width is fixed by N and is reported where it verifies (None where it does
-    not). ``params`` (e.g. the study's task parameters) go to the builder, those it accepts.
+    ``params`` (e.g. the study's task parameters) go to the builder, those it accepts.
     ``on_length(N, width)`` is called as each length finishes (progress).
     """
     from sepbench import constructions
+    from sepbench.constructions.curves import width_curve
     from sepbench.constructions.verify import verify
 
     c = constructions.get(name)
@@ -73,20 +66,13 @@ def constructive_widths(
     points: list[tuple[int, int | None]] = []
     knobs: list[tuple[int, int | None]] = []
     for n in lengths:
-        widths: dict[int, int] = {}
-
-        def verifies(k: int, attempt: int, n: int = n, widths: dict[int, int] = widths) -> bool:
-            rows = verify(name, [n], params={**base, **({knob: k} if knob else {})})
-            widths[k] = rows[0].width
-            return all(r.verdict == "pass" for r in rows)
-
         if knob is None:
-            ok = verifies(0, 0)
-            width, value = (widths[0] if ok else None), None
+            rows = verify(name, [int(n)], params=base)
+            ok = all(r.verdict == "pass" for r in rows)
+            width, value = (rows[0].width if ok else None), None
         else:
-            done, _ = find_min_width(verifies, Grid(1, max_knob), reprobes=0)
-            width = None if done.width is None else widths[done.width]
-            value = done.width
+            (point,) = width_curve(name, [int(n)], params=base).points
+            width, value = point.width, point.knob
         points.append((int(n), width))
         knobs.append((int(n), value))
         if on_length is not None:

@@ -1,9 +1,9 @@
 """The driver: runs a study's searches concurrently and owns its results store.
 
 Loop: for every search not yet finished and not waiting on a trial, ask
-:func:`~sepbench.sweep.search.next_probe` for its next width (longest lengths first, then in
-plan order, while executor slots are free); submit those trials as jobs; wait for any job to
-finish; **commit its trials to the store** (one transaction per job); repeat. A search has at
+:func:`~sepbench.sweep.search.next_probe` for its next width (in the driver's priority order,
+while executor slots are free); submit those trials as jobs; wait for any job to finish;
+**commit its trials to the store** (one transaction per job); repeat. A search has at
 most one trial in flight and asks for its next one only after the previous is committed, so
 the store always holds every trial any later decision used, and a killed study resumes from
 the store alone. Different searches (seeds, lengths, tasks, models) run in parallel.
@@ -113,17 +113,39 @@ def run_study(
 Cell = tuple[str, str, int]
 
 
+def _priority(cells: dict[Cell, list[SearchPlan]]) -> list[Cell]:
+    """Cells in the order the driver serves them: longest chain of work first.
+
+    A cell's work is taken as its length N (budgets grow with N, and so do widths); with
+    ``start = "previous"`` a cell also carries the work of the longer lengths that wait for it.
+    Serving the longest chains first keeps both the longest trials and the longest waiting
+    chains off the end of the run (a longest-processing-time-first schedule); ties go in plan
+    order.
+    """
+    following: dict[Cell, Cell] = {}
+    for cell, members in cells.items():
+        previous = members[0].previous_cell
+        if previous is not None:
+            following[previous] = cell
+    work: dict[Cell, int] = {}
+    for cell in sorted(cells, key=lambda c: -c[2]):  # longest lengths first: successors known
+        nxt = following.get(cell)
+        work[cell] = cell[2] + (work[nxt] if nxt is not None else 0)
+    first = {cell: members[0].index for cell, members in cells.items()}
+    return sorted(cells, key=lambda c: (-work[c], first[c]))
+
+
 class _Driver:
     """Schedules the searches' trials as jobs; owns every decision, all made from the store.
 
     A *cell* is the searches of one (task, model, length) (its seeds). A cell is *ready* when
     it has unfinished searches and, with ``start = "previous"``, every search of the previous
-    cell is done (a search with no trials then starts at the smallest answer found there).
+    cell is done (a search with no trials then starts at the largest answer found there).
     With ``batch`` (the ensemble trainer) a ready cell with nothing queued or running forms its
     next trials all at once and groups those at the same width into one job (up to
     ``max_members`` trials), so which trials train together depends on the stored trials only,
-    never on timing; otherwise every idle search forms its own one-trial job. Jobs are
-    submitted longest length first (the most expensive trials), then in plan order.
+    never on timing; otherwise every idle search forms its own one-trial job. Cells are served
+    in :func:`_priority` order (most work left in their chain of lengths first).
     """
 
     def __init__(
@@ -147,8 +169,7 @@ class _Driver:
         self.cells: dict[Cell, list[SearchPlan]] = {}
         for plan in plans:
             self.cells.setdefault(plan.cell, []).append(plan)
-        first = {cell: members[0].index for cell, members in self.cells.items()}
-        self._order = sorted(self.cells, key=lambda c: (-c[2], first[c]))
+        self._order = _priority(self.cells)
         self.done: dict[str, Done] = {}
         self.in_flight: dict[str, TrialSpec] = {}  # search key -> its queued/running trial
         self.queue: deque[Job] = deque()  # formed, not yet submitted
@@ -182,7 +203,12 @@ class _Driver:
         return len(self.done) < len(self.plans)
 
     def start_hint(self, plan: SearchPlan) -> tuple[bool, int | None]:
-        """(ready, start width) of a search: the smallest answer of the previous cell."""
+        """(ready, start width) of a search: the largest answer of the previous cell.
+
+        Widths grow with N, so the previous cell's answers are (about) lower bounds of this
+        one's; the largest of them skips the most failing probes. A censored seed counts as
+        the grid's maximum.
+        """
         previous = plan.previous_cell
         if previous is None or previous not in self.cells:
             return True, None
@@ -192,7 +218,7 @@ class _Driver:
             if done is None:
                 return False, None
             answers.append(done.width if done.width is not None else p.grid.maximum)
-        return True, min(answers)
+        return True, max(answers)
 
     # ------------------------------------------------------------------ progress
     def _estimate(self) -> int:

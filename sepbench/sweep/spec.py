@@ -140,7 +140,7 @@ class WidthSearch(_Strict):
     """0: search every multiple of ``resolution``; n > 0: a geometric grid of n widths per
     doubling (constant relative resolution, see :class:`sepbench.sweep.search.Grid`)."""
     start: Literal["min", "previous"] = "min"
-    """Where a search's doubling starts: the smallest width, or (``previous``) the smallest
+    """Where a search's doubling starts: the smallest width, or (``previous``) the largest
     answer over the seeds at the next shorter length of the same task and model — the search
     then waits for those searches to finish."""
 

@@ -222,7 +222,7 @@ def test_previous_start_finds_the_same_widths_with_fewer_probes(tmp_path: Path) 
             continue
         first = min((r for r in records if r.search_key == s.search_key), key=lambda r: r.seq)
         previous = widths[(s.model, lengths[lengths.index(s.length) - 1])]
-        assert first.width == previous.low
+        assert first.width == previous.high
 
 
 def test_previous_start_resumes_after_an_interruption(tmp_path: Path) -> None:
