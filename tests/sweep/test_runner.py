@@ -10,6 +10,7 @@ import pytest
 
 from sepbench.errors import UserError
 from sepbench.sweep import FakeProbe, ProbeOutcome, Store, TrialSpec, run_study, worker_threads
+from sepbench.sweep.spec import StudySpec
 from sepbench.sweep.summary import StudySummary
 from tests.sweep.common import make_spec
 
@@ -177,17 +178,55 @@ def test_progress_bar_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert "sweep unit" in err and "trial" in err and "searches 8/8" in err
 
 
+def _tiny_training_spec(name: str) -> StudySpec:
+    """A real-training study small enough for CI: 2 lengths x 2 families x 2 seeds."""
+    return make_spec(
+        name=name,
+        lengths=[2, 4],
+        tasks=[{"name": "index_lookup", "params": {"alphabet": 2, "max_length": 4}}],
+        models=[{"family": "lstm"}, {"family": "transformer"}],
+        budget={
+            "steps": 40,
+            "batch_size": 16,
+            "lr": 0.01,
+            "options": {"eval_every": 10, "eval_batch": 32, "confirm_batch": 64, "warmup": 2},
+        },
+        width={"min": 1, "max": 8},
+    )
+
+
 @pytest.mark.slow
 def test_ray_executor_matches_local(tmp_path: Path) -> None:
-    ray = pytest.importorskip("ray")
-    ref = run_study(make_spec(), tmp_path / "a", executor="inline", probe=PROBE, progress=False)
+    """The same study on a local Ray instance and on the local pool: the same table, the same
+    trial keys and outcomes — with a fake probe and with real training (TrainingProbe)."""
+    import ray  # the dev extra installs Ray: this path is tested in CI, never skipped
+
+    from sepbench.sweep import TrainingProbe
+
+    real = _tiny_training_spec("real")
+    local = run_study(
+        make_spec(), tmp_path / "a", executor="local", workers=2, probe=PROBE, progress=False
+    )
+    local_real = run_study(
+        real, tmp_path / "a", executor="local", workers=2, probe=TrainingProbe(), progress=False
+    )
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         on_ray = run_study(make_spec(), tmp_path / "b", executor="ray", probe=PROBE, progress=False)
+        on_ray_real = run_study(
+            real, tmp_path / "b", executor="ray", probe=TrainingProbe(), progress=False
+        )
     finally:
         ray.shutdown()
-    assert rows(on_ray) == rows(ref)
+    assert rows(on_ray) == rows(local)
     assert keys(tmp_path / "a" / "unit.sqlite") == keys(tmp_path / "b" / "unit.sqlite")
+    assert rows(on_ray_real) == rows(local_real) and on_ray_real.trials == local_real.trials
+    assert outcomes(tmp_path / "a" / "real.sqlite") == outcomes(tmp_path / "b" / "real.sqlite")
+
+
+def outcomes(path: Path) -> list[tuple]:
+    with Store.open(path) as store:
+        return sorted((r.key, r.reached, r.accuracy, r.steps) for r in store.records())
 
 
 def test_trials_of_unknown_searches_are_not_silently_mixed(tmp_path: Path) -> None:
