@@ -321,8 +321,7 @@ def test_precision_point_and_sanity() -> None:
         for name, c in constructions.registry().items()
         if curves.model_class(c) == "rnn" and c.task == "index_lookup"
     ]
-    if not rnn:
-        pytest.skip("no recurrent index-lookup construction registered")
+    assert rnn, "the prefix RNN (B24-T3's tightness witness) must be registered"
     rows = curves.sanity(rnn[0], [(16, None)], bits={16: 64})
     assert rows and all(r.ok for r in rows) and {r.bound_id for r in rows} >= {"B24-T3"}
     tight = curves.sanity(rnn[0], [(16, None)], bits={16: 1})  # 1 bit a number: m >= N·log2 k
