@@ -10,6 +10,9 @@
   probed width × N; cells where some trial reached the threshold are outlined.
 * :func:`length_figure` — length generalisation, when the trials carry it (see
   :data:`~sepbench.report.data.LENGTH_EVAL_KEY`).
+* :func:`construction_figure` — one hand-built construction (docs/constructions.md): its
+  smallest verifying width against N with the fitted law, and its precision curve (fewest
+  mantissa and fixed-point bits) against N.
 
 The y axis is linear unless the plotted values span more than :data:`LOG_Y_SPAN` (then
 logarithmic, and the axis label says so).
@@ -30,6 +33,7 @@ from matplotlib.patches import Rectangle
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLocator
 
 from sepbench.report.data import BoundCurve, PairData, TaskInfo
+from sepbench.theory import GrowthFit
 
 LOG_Y_SPAN = 30.0
 DATA_COLOR = "#1f3b73"
@@ -37,6 +41,8 @@ LAW_COLORS = {"constant": "#7f7f7f", "log": "#9467bd", "linear": "#ff7f0e", "pow
 BOUND_COLORS = {"upper": "#2ca02c", "lower": "#d62728"}
 BOUND_DASHES = [(6, 3), (2, 2), (8, 2, 2, 2), (4, 1, 1, 1, 1, 1)]
 CONSTRUCTION_COLOR = "#17becf"
+CONSTRUCTION_MARKERS = ("s", "D", "v", "P")
+CONSTRUCTION_STYLES = ("-", "--", "-.", ":")
 FORMATS = ("png", "svg")
 
 
@@ -158,13 +164,15 @@ def _draw_bound(ax: Axes, bound: BoundCurve, color: object, index: int, label: s
 
 
 def _draw_constructions(ax: Axes, pair_or_curves: Sequence[object], ys: list[float]) -> None:
-    for c in pair_or_curves:
+    """Each construction's widths in one colour, told apart by marker and line style."""
+    for i, c in enumerate(pair_or_curves):
         xs = [n for n, _ in c.points]  # type: ignore[attr-defined]
         ws = [w for _, w in c.points]  # type: ignore[attr-defined]
         ax.plot(
             xs,
             ws,
-            "-s",
+            marker=CONSTRUCTION_MARKERS[i % len(CONSTRUCTION_MARKERS)],
+            ls=CONSTRUCTION_STYLES[i % len(CONSTRUCTION_STYLES)],
             color=CONSTRUCTION_COLOR,
             ms=5,
             lw=1.4,
@@ -372,6 +380,65 @@ def length_figure(pair: PairData) -> Figure | None:
     )
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7.5)
+    return fig
+
+
+def _draw_fit(ax: Axes, fit: GrowthFit | None, label: str) -> None:
+    """The best law of ``fit`` over its length range, labelled with its formula."""
+    if fit is None:
+        return
+    lf = fit.laws[fit.best]
+    grid = np.geomspace(min(fit.lengths), max(fit.lengths), 100)
+    text = f"{label}: {lf.formula()} (best of {', '.join(fit.laws)} by {fit.criterion})"
+    if fit.best == "power" and fit.alpha_ci is not None:
+        text += f", α CI [{fit.alpha_ci[0]:.2f}, {fit.alpha_ci[1]:.2f}]"
+    ax.plot(grid, lf.predict(grid), color=LAW_COLORS[fit.best], lw=3, alpha=0.6, label=text)
+
+
+def construction_figure(
+    title: str,
+    widths: Sequence[tuple[int, int | None]],
+    width_fit: GrowthFit | None,
+    precision: Sequence[tuple[int, int | None, int | None]],
+    precision_fit: GrowthFit | None,
+    width_label: str = "smallest verifying width",
+) -> Figure:
+    """Two panels for one construction: width vs N, and bits per number vs N.
+
+    ``widths``: (N, width or None where nothing verified up to the search maximum);
+    ``precision``: (N, fewest mantissa bits, fewest fixed-point fraction bits), None where not
+    even 52 bits verified. ``width_fit`` / ``precision_fit``: the fits of those curves (the
+    precision fit is over the fixed-point fraction bits).
+    """
+    fig = Figure(figsize=(10.0, 4.4), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    ok = [(n, w) for n, w in widths if w is not None]
+    if ok:
+        left.plot(*zip(*ok, strict=True), "-s", color=CONSTRUCTION_COLOR, ms=5, label=width_label)
+    missing = [n for n, w in widths if w is None]
+    if missing:
+        top = max((w for _, w in ok), default=1)
+        left.plot(missing, [top] * len(missing), "x", color="black", label="none verified")
+    _draw_fit(left, width_fit, "fit")
+    _log2_x(left, [n for n, _ in widths])
+    _y_scale(left, [float(w) for _, w in ok], "width (d_model / hidden units)")
+    left.set_title("constructive width", fontsize=9.5)
+    for i, (what, color) in enumerate(
+        (("mantissa bits", DATA_COLOR), ("fixed-point f", "#ff7f0e"))
+    ):
+        pts = [(n, q[i]) for n, *q in precision if q[i] is not None]
+        if pts:
+            right.plot(*zip(*pts, strict=True), "-o", color=color, ms=4, label=f"fewest {what}")
+    _draw_fit(right, precision_fit, "fit (fixed f)")
+    _log2_x(right, [n for n, *_ in precision] or [n for n, _ in widths])
+    right.set_ylabel("bits")
+    right.set_ylim(bottom=0)
+    right.set_title("precision (simulated rounding after every operation)", fontsize=9.5)
+    for ax in (left, right):
+        ax.grid(True, alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, loc="upper left")
+    fig.suptitle(title, fontsize=10)
     return fig
 
 
