@@ -276,6 +276,12 @@ def fit_growth(
             if len(reps) > 0:
                 lo, hi = np.quantile(reps, [(1 - ci) / 2, (1 + ci) / 2])
                 alpha_ci = (float(lo), float(hi))
+                if hi - lo <= 1e-9 * max(1.0, abs(alpha)):
+                    notes.append(
+                        "the bootstrap CI of α has zero width: no resample moves the slope "
+                        "(e.g. the seeds agree at the lengths that determine it); it shows no "
+                        "seed-to-seed spread, not certainty — more seeds would widen it"
+                    )
             else:  # pragma: no cover - needs >= 2 distinct N, guaranteed above
                 scheme = None
     else:

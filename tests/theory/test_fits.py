@@ -85,6 +85,18 @@ def test_single_seed_uses_the_points_bootstrap() -> None:
     assert fit.bootstrap == "points"
 
 
+def test_a_zero_width_ci_is_flagged_not_presented_as_certainty() -> None:
+    # the main job's GRU curve: two seeds agree at N = 2 and 8, differ only at N = 4, and with
+    # three equally spaced log-lengths the middle one cannot move the least-squares slope
+    fit = theory.fit_growth([2, 2, 4, 4, 8, 8], [8, 8, 11, 16, 45, 45])
+    assert fit.alpha_ci is not None and fit.alpha_ci[0] == pytest.approx(fit.alpha_ci[1])
+    assert any("zero width" in note for note in fit.notes)
+    assert "zero width" in fit.summary()
+    spread = theory.fit_growth([2, 2, 4, 4, 8, 8], [6, 8, 11, 16, 40, 45])
+    assert spread.alpha_ci is not None and spread.alpha_ci[1] - spread.alpha_ci[0] > 0.01
+    assert not any("zero width" in note for note in spread.notes)
+
+
 def test_the_seed_fixes_the_bootstrap() -> None:
     rng = np.random.default_rng(4)
     n = seeded(NS, 3)
