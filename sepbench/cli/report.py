@@ -33,7 +33,8 @@ def register(sub: Any) -> None:
         "--constructions",
         metavar="FILE.json",
         help='construction widths to draw: {"name": [[N, width], ...]} or '
-        '{"name": {"task": ..., "result_id": ..., "points": [[N, width], ...]}}',
+        '{"name": {"task": ..., "result_id": ..., "points": [[N, width], ...]}} '
+        "(default: the widths `sepbench run` measured, constructions.json beside the store)",
     )
     p.add_argument(
         "--precision",
@@ -68,6 +69,18 @@ def _load_constructions(path: str | None) -> Any:
     return data
 
 
+def _measured_constructions(store: Path) -> dict[str, Any]:
+    """What `sepbench run` measured for this study (its constructions.json), if anything."""
+    from sepbench.cli.run import CONSTRUCTIONS_CACHE, cached_curves
+    from sepbench.sweep import Store
+
+    if not (store.parent / CONSTRUCTIONS_CACHE).is_file():
+        return {}
+    with Store.open(store) as opened:
+        spec = opened.spec()
+    return cached_curves(spec, store.parent)
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from sepbench import report
 
@@ -77,7 +90,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     kwargs: dict[str, Any] = {"formats": formats}
     if args.precision is not None:
         kwargs["precision_bits"] = args.precision
-    path = report.write_report(store, out, _load_constructions(args.constructions), **kwargs)
+    constructions = _load_constructions(args.constructions)
+    if constructions is None:
+        constructions = _measured_constructions(store) or None
+    path = report.write_report(store, out, constructions, **kwargs)
     data = json.loads((path.parent / "report.json").read_text(encoding="utf-8"))
     for pair in data["pairs"]:
         law = pair["best_law"] or "no fit"
