@@ -8,11 +8,11 @@ complete, plain dict (every applicable option present, derived defaults resolved
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sepbench.coerce import coerce
 from sepbench.errors import UserError
 
 
@@ -68,48 +68,7 @@ class Option:
         )
         if isinstance(value, str) and value in self.words:
             return value
-        out: Any
-        if self.kind is bool:
-            if isinstance(value, bool):
-                out = value
-            elif isinstance(value, str) and value.lower() in ("true", "1", "yes"):
-                out = True
-            elif isinstance(value, str) and value.lower() in ("false", "0", "no"):
-                out = False
-            else:
-                raise err
-        elif self.kind is int:
-            if isinstance(value, bool):
-                raise err
-            if isinstance(value, int):
-                out = int(value)
-            elif isinstance(value, str):
-                try:
-                    out = int(value)
-                except ValueError:
-                    raise err from None
-            elif isinstance(value, float) and value.is_integer():
-                out = int(value)
-            else:
-                try:  # numpy integers
-                    import operator
-
-                    out = operator.index(value)
-                except TypeError:
-                    raise err from None
-        elif self.kind is float:
-            if isinstance(value, bool):
-                raise err
-            try:
-                out = float(value)
-            except (TypeError, ValueError):
-                raise err from None
-            if not math.isfinite(out):
-                raise err
-        else:
-            if not isinstance(value, str):
-                raise err
-            out = value
+        out = coerce(self.kind, value, err, integral_floats=True)
         if self.choices is not None and out not in self.choices:
             raise err
         if self.check is not None and not self.check(out):

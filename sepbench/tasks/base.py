@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from sepbench.coerce import coerce
 from sepbench.errors import UserError
 
 IGNORE = -100
@@ -58,40 +59,7 @@ class Param:
         err = UserError(
             f"task '{task}': parameter '{self.name}' must be {self.allowed()}, got {value!r}"
         )
-        if self.kind is bool:
-            if isinstance(value, bool | np.bool_):
-                out: Any = bool(value)
-            elif isinstance(value, str) and value.lower() in ("true", "1", "yes"):
-                out = True
-            elif isinstance(value, str) and value.lower() in ("false", "0", "no"):
-                out = False
-            else:
-                raise err
-        elif self.kind is int:
-            if isinstance(value, bool):
-                raise err
-            if isinstance(value, int | np.integer):
-                out = int(value)
-            elif isinstance(value, str):
-                try:
-                    out = int(value)
-                except ValueError:
-                    raise err from None
-            else:
-                raise err
-        elif self.kind is float:
-            if isinstance(value, bool):
-                raise err
-            try:
-                out = float(value)
-            except (TypeError, ValueError):
-                raise err from None
-            if not np.isfinite(out):
-                raise err
-        else:
-            if not isinstance(value, str):
-                raise err
-            out = value
+        out = coerce(self.kind, value, err)
         if self.choices is not None and out not in self.choices:
             raise err
         if self.check is not None and not self.check(out):
