@@ -12,9 +12,9 @@ import itertools
 
 import numpy as np
 
-from sepbench import models, tasks
+from sepbench import tasks
 from sepbench.constructions.base import HandBuilt, register
-from sepbench.constructions.rnn_weights import SCALE, Readout, assign, check_scale
+from sepbench.constructions.rnn_weights import SCALE, Readout, check_scale, onehot_rnn
 from sepbench.tasks.dyck import parse_bracket
 
 Stack = tuple[int, ...]
@@ -147,11 +147,7 @@ def dyck22_automaton(
     yes, no = task.token_to_id["yes"], task.token_to_id["no"]
     ro.bias[yes], ro.bias[no] = 0.5, 0.0
     ro.weight[yes, :] = -1.0
-    model = models.build("elman", vocab, width, nonlinearity="sigmoid", embedding="onehot", seed=0)
-    assign(
-        model,
-        {"rnn.weight_ih_l0": w_ih, "rnn.weight_hh_l0": w_hh, "rnn.bias_ih_l0": bias} | ro.params(),
-    )
+    model = onehot_rnn("elman", vocab, width, w_ih, w_hh, bias, ro)
     return HandBuilt(
         module=model,
         width=width,

@@ -39,15 +39,15 @@ import math
 
 import numpy as np
 
-from sepbench import models, tasks
+from sepbench import tasks
 from sepbench.constructions.base import HandBuilt, register
 from sepbench.constructions.rnn_weights import (
     SCALE,
     Readout,
-    assign,
     binary,
     check_scale,
     code_bits,
+    onehot_rnn,
 )
 from sepbench.tasks.dyck import EMPTY, parse_bracket
 
@@ -215,14 +215,8 @@ def dyck_next_elman(length: int, types: int = 2, depth: int = 2, scale: float = 
     task = _dyck_task("dyck_next", length, types, depth)
     width = elman_width(types, depth)
     w_ih, w_hh, bias, top_p, top_q = _elman_stack(task, width, scale)
-    model = models.build(
-        "elman", len(task.vocab), width, nonlinearity="sigmoid", embedding="onehot", seed=0
-    )
     ro = _next_closer_readout(task, width, [top_p, top_q], 1.0)
-    assign(
-        model,
-        {"rnn.weight_ih_l0": w_ih, "rnn.weight_hh_l0": w_hh, "rnn.bias_ih_l0": bias} | ro.params(),
-    )
+    model = onehot_rnn("elman", len(task.vocab), width, w_ih, w_hh, bias, ro)
     return HandBuilt(
         module=model,
         width=width,
@@ -316,13 +310,9 @@ def dyck_next_lstm(length: int, types: int = 2, depth: int = 2, scale: float = S
             else:
                 w_ih[rf, idx] = -L
                 w_ih[ro_, idx] = L * (j + 2.5)
-    model = models.build("lstm", vocab, width, embedding="onehot", seed=0)
     top = [list(range(j * s, (j + 1) * s)) for j in range(d_max)]
     ro = _next_closer_readout(task, width, top, 1.0 / THETA)
-    assign(
-        model,
-        {"rnn.weight_ih_l0": w_ih, "rnn.weight_hh_l0": w_hh, "rnn.bias_ih_l0": bias} | ro.params(),
-    )
+    model = onehot_rnn("lstm", vocab, width, w_ih, w_hh, bias, ro)
     return HandBuilt(
         module=model,
         width=width,
@@ -408,13 +398,7 @@ def dyck_recognize_rnn(
     ro.weight[yes, [latch, over, *mism]] = -1.0
     ro.weight[yes, top_p[: 2 * b]] = -1.0
     ro.weight[yes, top_q[: 2 * b]] = -1.0
-    model = models.build(
-        "elman", len(task.vocab), width, nonlinearity="sigmoid", embedding="onehot", seed=0
-    )
-    assign(
-        model,
-        {"rnn.weight_ih_l0": w_ih, "rnn.weight_hh_l0": w_hh, "rnn.bias_ih_l0": bias} | ro.params(),
-    )
+    model = onehot_rnn("elman", len(task.vocab), width, w_ih, w_hh, bias, ro)
     return HandBuilt(
         module=model,
         width=width,

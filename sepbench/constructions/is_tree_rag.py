@@ -50,9 +50,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sepbench import models, tasks
+from sepbench import tasks
 from sepbench.constructions.base import HandBuilt, register
-from sepbench.constructions.rnn_weights import Readout, assign, check_scale, code_bits
+from sepbench.constructions.rnn_weights import Readout, check_scale, code_bits, onehot_rnn
 from sepbench.tasks.is_tree import BOS, DASH, END, EOS, FAILED, FALSE, START, TILDE, TRUE
 
 GAIN = 100.0
@@ -422,19 +422,7 @@ def is_tree_retrieval(
         for cp in COPIES:
             ro.weight[row, [idx[f"{cp}{u}"] for u in u2]] = node_code(v, b)
     ro.weight[ids["0"], idx["start"]] = float(b)
-    model = models.build(
-        "rag",
-        len(task.vocab),
-        width,
-        cell="elman",
-        nonlinearity="sigmoid",
-        embedding="onehot",
-        seed=0,
-    )
-    assign(
-        model,
-        {"rnn.weight_ih_l0": w_ih, "rnn.weight_hh_l0": w_hh, "rnn.bias_ih_l0": bias} | ro.params(),
-    )
+    model = onehot_rnn("rag", len(task.vocab), width, w_ih, w_hh, bias, ro, cell="elman")
     return HandBuilt(
         module=model,
         width=width,

@@ -33,15 +33,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from sepbench import models, tasks
+from sepbench import tasks
 from sepbench.constructions.base import HandBuilt, register
 from sepbench.constructions.rnn_weights import (
     SCALE,
     Readout,
-    assign,
     binary,
     check_scale,
     code_bits,
+    onehot_rnn,
 )
 
 
@@ -130,11 +130,7 @@ def index_lookup_prefix_rnn(
     slots = [j * b + np.arange(b) for j in range(n + 1)]
     for c in range(alphabet):
         _readout_code(ro, task.token_to_id[f"s{c}"], binary(c, b), slots)
-    model = models.build("elman", vocab, width, nonlinearity="sigmoid", embedding="onehot", seed=0)
-    assign(
-        model,
-        {"rnn.weight_ih_l0": w_ih, "rnn.weight_hh_l0": w_hh, "rnn.bias_ih_l0": bias} | ro.params(),
-    )
+    model = onehot_rnn("elman", vocab, width, w_ih, w_hh, bias, ro)
     return HandBuilt(
         module=model,
         width=width,
@@ -217,11 +213,7 @@ def string_equality_prefix_rnn(
     eq, neq = task.token_to_id["eq"], task.token_to_id["neq"]
     ro.bias[eq], ro.bias[neq] = 0.0, -0.5
     ro.weight[neq, [latch, *m1, *m2]] = 1.0
-    model = models.build("elman", vocab, width, nonlinearity="sigmoid", embedding="onehot", seed=0)
-    assign(
-        model,
-        {"rnn.weight_ih_l0": w_ih, "rnn.weight_hh_l0": w_hh, "rnn.bias_ih_l0": bias} | ro.params(),
-    )
+    model = onehot_rnn("elman", vocab, width, w_ih, w_hh, bias, ro)
     return HandBuilt(
         module=model,
         width=width,

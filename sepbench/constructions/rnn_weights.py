@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -64,6 +65,29 @@ def assign(module: nn.Module, values: Mapping[str, np.ndarray]) -> None:
                 p.copy_(torch.from_numpy(arr).to(p.dtype))
             else:
                 p.zero_()
+
+
+def onehot_rnn(
+    family: str,
+    vocab_size: int,
+    width: int,
+    w_ih: np.ndarray,
+    w_hh: np.ndarray,
+    bias: np.ndarray,
+    readout: Readout,
+    **options: Any,
+) -> nn.Module:
+    """``models.build(family, vocab, width, embedding="onehot", **options)`` with the one-layer
+    recurrence's ``weight_ih``, ``weight_hh``, ``bias_ih`` and the readout set; every other
+    parameter zero. Elman defaults to the sigmoid (threshold) units of this module."""
+    from sepbench import models
+
+    if family == "elman" or options.get("cell") == "elman":
+        options.setdefault("nonlinearity", "sigmoid")
+    model = models.build(family, vocab_size, width, embedding="onehot", seed=0, **options)
+    weights = {"rnn.weight_ih_l0": w_ih, "rnn.weight_hh_l0": w_hh, "rnn.bias_ih_l0": bias}
+    assign(model, weights | readout.params())
+    return model
 
 
 class Readout:
