@@ -61,6 +61,8 @@ def _log2_x(ax: Axes, lengths: Sequence[float]) -> None:
         ax.xaxis.set_minor_formatter(NullFormatter())
         lo, hi = min(ticks), max(ticks)
         ax.set_xlim(lo / 1.25, hi * 1.25)
+        if len(ticks) > 7:  # crowded: 4-digit labels would run into each other
+            ax.tick_params(axis="x", labelrotation=45, labelsize=8)
     ax.set_xlabel("N (problem size; log2 scale)")
 
 
@@ -383,13 +385,15 @@ def length_figure(pair: PairData) -> Figure | None:
     return fig
 
 
-def _draw_fit(ax: Axes, fit: GrowthFit | None, label: str) -> None:
-    """The best law of ``fit`` over its length range, labelled with its formula."""
+def _draw_fit(ax: Axes, fit: GrowthFit | None, label: str, symbol: str = "w") -> None:
+    """The best law of ``fit`` over its length range, labelled with its formula (``symbol``
+    names the fitted quantity)."""
     if fit is None:
         return
     lf = fit.laws[fit.best]
     grid = np.geomspace(min(fit.lengths), max(fit.lengths), 100)
-    text = f"{label}: {lf.formula()} (best of {', '.join(fit.laws)} by {fit.criterion})"
+    formula = lf.formula().replace("w =", f"{symbol} =", 1)
+    text = f"{label}: {formula} (best of {', '.join(fit.laws)} by {fit.criterion})"
     if fit.best == "power" and fit.alpha_ci is not None:
         text += f", α CI [{fit.alpha_ci[0]:.2f}, {fit.alpha_ci[1]:.2f}]"
     ax.plot(grid, lf.predict(grid), color=LAW_COLORS[fit.best], lw=3, alpha=0.6, label=text)
@@ -429,7 +433,7 @@ def construction_figure(
         pts = [(n, q[i]) for n, *q in precision if q[i] is not None]
         if pts:
             right.plot(*zip(*pts, strict=True), "-o", color=color, ms=4, label=f"fewest {what}")
-    _draw_fit(right, precision_fit, "fit (fixed f)")
+    _draw_fit(right, precision_fit, "fit", symbol="f")
     _log2_x(right, [n for n, *_ in precision] or [n for n, _ in widths])
     right.set_ylabel("bits")
     right.set_ylim(bottom=0)
@@ -437,7 +441,7 @@ def construction_figure(
     for ax in (left, right):
         ax.grid(True, alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7, loc="upper left")
+            ax.legend(fontsize=6.5, loc="best", framealpha=0.85)
     fig.suptitle(title, fontsize=10)
     return fig
 
