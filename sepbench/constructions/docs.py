@@ -32,9 +32,11 @@ from sepbench.constructions import verify as V
 from sepbench.errors import UserError
 from sepbench.report import plots
 
-WIDTH_MAX: dict[str, int] = {"index_lookup_1layer": 4096}
-"""Largest N of each width curve (default :data:`WIDTH_MAX_DEFAULT`)."""
-WIDTH_MAX_DEFAULT = 1024
+WIDTH_MAX: dict[str, int] = {"index_lookup_prefix_rnn": 1024, "string_equality_prefix_rnn": 1024}
+"""Largest N of each width curve (default :data:`WIDTH_MAX_DEFAULT`). The prefix-storing RNNs
+stop at 1024: their width is ~N units, so the recurrent matrix is ~N² numbers (0.5 GB of
+float64 at N = 4096) and a row costs N such products — the linear law is plain by then."""
+WIDTH_MAX_DEFAULT = 4096
 PRECISION_MAX: dict[str, int] = {"index_lookup_1layer": 1024}
 PRECISION_MAX_DEFAULT = 256
 LONG_N = 4096
@@ -421,9 +423,12 @@ def _run_all(
     """Every section, in ``names`` order; ``jobs`` > 1 measures them in worker processes."""
     if jobs == 1:
         return [_section_job(n, quick, budget, threads) for n in names]
+    # the constructions with a width knob (searched, attention at long N) are the slow ones:
+    # start them first so that the cheap ones fill the gaps at the end
+    order = sorted(names, key=lambda n: constructions.get(n).width_knob is None)
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(_section_job, n, quick, budget, threads) for n in names]
-        return [f.result() for f in futures]
+        futures = {n: pool.submit(_section_job, n, quick, budget, threads) for n in order}
+        return [futures[n].result() for n in names]
 
 
 if __name__ == "__main__":  # pragma: no cover
