@@ -71,8 +71,8 @@ def _load_constructions(path: str | None) -> Any:
 
 def _measured_constructions(store: Path) -> dict[str, Any]:
     """What `sepbench run` measured for this study (its constructions.json), if anything."""
-    from sepbench.cli.run import CONSTRUCTIONS_CACHE, cached_curves
     from sepbench.sweep import Store
+    from sepbench.sweep.constructive import CONSTRUCTIONS_CACHE, cached_curves
 
     if not (store.parent / CONSTRUCTIONS_CACHE).is_file():
         return {}

@@ -204,53 +204,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-CONSTRUCTIONS_CACHE = "constructions.json"
-"""The constructive widths ``sepbench run`` measured, beside the study's store."""
-
-
-def _cache_key(name: str, params: dict[str, Any], lengths: list[int]) -> str:
-    return json.dumps([name, params, lengths], sort_keys=True)
-
-
-def _read_cache(folder: Path) -> dict[str, Any]:
-    try:
-        cache = json.loads((folder / CONSTRUCTIONS_CACHE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return cache if isinstance(cache, dict) else {}
-
-
-def cached_curves(spec: Any, folder: Path) -> dict[str, dict[str, Any]]:
-    """The curves of ``folder/constructions.json`` that belong to ``spec`` (its tasks with their
-    parameters, its lengths), in the form the report draws: ``{name: {task, result_id,
-    points}}``. ``sepbench report`` uses it so a re-rendered report keeps the constructions."""
-    from sepbench.sweep.constructive import constructions_for
-
-    cache = _read_cache(folder)
-    lengths = sorted(spec.lengths)
-    curves: dict[str, dict[str, Any]] = {}
-    for task, _ in spec.task_labels():
-        for name in constructions_for(task.name):
-            entry = cache.get(_cache_key(name, task.params, lengths))
-            if not isinstance(entry, dict):
-                continue
-            points = [(n, w) for n, w in entry["points"] if w is not None]
-            if points:
-                curves[name] = {
-                    "task": entry["task"],
-                    "result_id": entry["result_id"],
-                    "points": points,
-                }
-    return curves
-
-
 def construction_curves(spec: Any, folder: Path, quiet: bool) -> dict[str, dict[str, Any]]:
     """Constructive widths of every construction of the study's tasks at the study's lengths
     (the smallest verifying width where a knob sets it); measured once, cached in
     ``folder/constructions.json``."""
-    from sepbench.sweep.constructive import constructions_for, constructive_widths
+    from sepbench.sweep.constructive import (
+        CONSTRUCTIONS_CACHE,
+        cache_key,
+        cached_curves,
+        constructions_for,
+        constructive_widths,
+        read_cache,
+    )
 
-    cache = _read_cache(folder)
+    cache = read_cache(folder)
     lengths = sorted(spec.lengths)
     for task, label in spec.task_labels():
         names = constructions_for(task.name)
@@ -258,7 +225,7 @@ def construction_curves(spec: Any, folder: Path, quiet: bool) -> dict[str, dict[
             _say(f"constructions: none registered for task {label}; skipped")
             continue
         for name in names:
-            key = _cache_key(name, task.params, lengths)
+            key = cache_key(name, task.params, lengths)
             if key not in cache:
                 bar = None
                 if not quiet:

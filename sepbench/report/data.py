@@ -161,10 +161,13 @@ class ConstructionCurve:
     task: str
     result_id: str
     points: tuple[tuple[int, float], ...]
+    classes: tuple[str, ...] = ()
+    """Model classes, for a registered construction whose result is not in the catalogue
+    (the induction head's ``IND``); empty: the catalogue record's classes."""
 
     @property
     def model_classes(self) -> tuple[str, ...]:
-        return theory.get(self.result_id).model_classes
+        return self.classes or theory.get(self.result_id).model_classes
 
 
 def construction_curves(data: Any) -> list[ConstructionCurve]:
@@ -197,9 +200,29 @@ def construction_curves(data: Any) -> list[ConstructionCurve]:
             task, rid = _registered(name)
         if not isinstance(task, str) or not isinstance(rid, str):
             raise UserError(f"construction '{name}': task and result_id must be names")
-        theory.get(rid)  # UserError for an unknown result id
-        out.append(ConstructionCurve(name, task, rid, _points(name, points)))
+        classes = _uncatalogued_classes(name, rid)
+        out.append(ConstructionCurve(name, task, rid, _points(name, points), classes))
     return out
+
+
+def _uncatalogued_classes(name: str, rid: str) -> tuple[str, ...]:
+    """() when ``rid`` is a catalogue result; else the model class of the registered
+    construction ``name`` (e.g. the induction head, ``IND``, a two-layer Transformer), so the
+    report draws it without a theorem to judge it by. UserError if neither is known."""
+    try:
+        theory.get(rid)
+        return ()
+    except UserError as exc:
+        try:
+            from sepbench import constructions
+            from sepbench.constructions.curves import model_class
+        except ImportError:  # pragma: no cover - torch missing
+            raise exc from None
+        reg = constructions.registry()
+        cls = model_class(reg[name]) if name in reg and reg[name].result_id == rid else None
+        if cls is None:
+            raise exc from None
+        return (cls,)
 
 
 def _registered(name: str) -> tuple[str, str]:

@@ -11,8 +11,10 @@ knob (e.g. ``index_lookup_prefix_rnn``, whose width N fixes) is verified at each
 from __future__ import annotations
 
 import inspect
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 
@@ -78,3 +80,41 @@ def constructive_widths(
         if on_length is not None:
             on_length(int(n), width)
     return ConstructiveCurve(name, c.task, c.result_id, knob, tuple(points), tuple(knobs))
+
+
+CONSTRUCTIONS_CACHE = "constructions.json"
+"""The constructive widths ``sepbench run`` measured, beside the study's store."""
+
+
+def cache_key(name: str, params: dict[str, Any], lengths: list[int]) -> str:
+    return json.dumps([name, params, lengths], sort_keys=True)
+
+
+def read_cache(folder: Path) -> dict[str, Any]:
+    try:
+        cache = json.loads((folder / CONSTRUCTIONS_CACHE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return cache if isinstance(cache, dict) else {}
+
+
+def cached_curves(spec: Any, folder: Path) -> dict[str, dict[str, Any]]:
+    """The curves of ``folder/constructions.json`` that belong to ``spec`` (its tasks with their
+    parameters, its lengths), in the form the report draws: ``{name: {task, result_id,
+    points}}``. ``sepbench report`` uses it so a re-rendered report keeps the constructions."""
+    cache = read_cache(folder)
+    lengths = sorted(spec.lengths)
+    curves: dict[str, dict[str, Any]] = {}
+    for task, _ in spec.task_labels():
+        for name in constructions_for(task.name):
+            entry = cache.get(cache_key(name, task.params, lengths))
+            if not isinstance(entry, dict):
+                continue
+            points = [(n, w) for n, w in entry["points"] if w is not None]
+            if points:
+                curves[name] = {
+                    "task": entry["task"],
+                    "result_id": entry["result_id"],
+                    "points": points,
+                }
+    return curves

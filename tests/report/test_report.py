@@ -229,7 +229,8 @@ def test_report_of_an_unfinished_study(tmp_path: Path) -> None:
 
 
 def test_construction_names_are_looked_up_in_the_registry() -> None:
-    constructions = pytest.importorskip("sepbench.constructions")
+    from sepbench import constructions
+
     name, entry = next(iter(constructions.registry().items()))
     (curve,) = report.construction_curves({name: [(8, 12), (4, 10)]})
     assert (curve.task, curve.result_id, curve.points) == (
@@ -239,3 +240,14 @@ def test_construction_names_are_looked_up_in_the_registry() -> None:
     )
     with pytest.raises(UserError, match="'no-such' is not registered"):
         report.construction_curves({"no-such": [(4, 1)]})
+
+
+def test_a_registered_construction_outside_the_catalogue_is_drawn_for_its_class() -> None:
+    """The induction head (result id IND, no catalogue record): the associative-recall preset's
+    report used to end in 'unknown result' after its whole sweep had run."""
+    (curve,) = report.construction_curves({"associative_recall_2layer": [(4, 33), (8, 30)]})
+    assert curve.result_id == "IND" and curve.model_classes == ("transformer-2",)
+    with pytest.raises(UserError, match="unknown result 'IND'"):  # not registered under IND
+        report.construction_curves(
+            {"mine": {"task": "associative_recall", "result_id": "IND", "points": [[4, 3]]}}
+        )
