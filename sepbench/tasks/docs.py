@@ -28,6 +28,12 @@ EXAMPLES: dict[str, list[tuple[int, dict[str, Any]]]] = {
         (6, {"trace": "retrieval"}),
         (6, {"trace": "cot", "graph": "random"}),
     ],
+    "passkey": [
+        (16, {"digits": 3, "filler": 3, "depth": 0.25}),
+        (24, {"filler_mode": "random"}),
+    ],
+    "addition": [(3, {}), (3, {"order": "msb"}), (3, {"index_hints": True})],
+    "prefix_sums": [(8, {})],
 }
 ROWS = 3
 
