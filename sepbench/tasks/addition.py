@@ -21,8 +21,7 @@ and so on; the last position is IGNORE; ``prompt_lengths`` ends at ``=``.
 * ``digit_pos`` [B, T] — each digit's significance j (0 on ``+``, ``=`` and hint tokens). In
   ``lsb`` order without hints it equals MC24's "index within the run of digits", which an
   Abacus embedding computes from the tokens alone; in ``msb`` order the two differ (why MC24
-  reverses numbers). Every row of a batch has the same layout, so this is a read-only
-  broadcast view of one row.
+  reverses numbers). Every row of a batch has the same layout (rows are copies of one).
 * ``carry_chain`` [B] — the longest run of a carry-generating digit pair (a + b ≥ 10) followed
   by propagating pairs (a + b = 9): the longest dependency of a sum digit on a lower one
   (0 when no pair generates a carry).
@@ -216,7 +215,7 @@ class Addition(Task):
         lengths = np.full(batch_size, width, dtype=np.int64)
         prompt = np.full(batch_size, lay.equals + 1, dtype=np.int64)
         meta = {
-            "digit_pos": np.broadcast_to(lay.digit_pos, (batch_size, width)),
+            "digit_pos": np.broadcast_to(lay.digit_pos, (batch_size, width)).copy(),
             "carry_chain": chain.max(axis=1),
             "long_carry": forced,
         }

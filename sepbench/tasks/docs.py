@@ -46,8 +46,9 @@ produces. Every example below is a real sample (seed 0). Print more with
 
 Conventions: `length` is the problem size N as the theory defines it; targets are the tokens a
 model must output after reading each prefix; single-answer tasks supervise the last position
-only, trace tasks the whole continuation after the first `[EOS]`. Binary tasks are balanced
-exactly 50/50 in every batch. Generation speed is in docs/benchmarks.md.
+only, trace tasks the whole continuation after the first `[EOS]`; tasks with a written answer
+(`passkey`, `addition`) supervise it teacher forced, and `prefix_sums` every position. Binary
+tasks are balanced exactly 50/50 in every batch. Generation speed is in docs/benchmarks.md.
 """
 
 
