@@ -7,7 +7,9 @@
 
 Strategies draw parameter values from each parameter's declared ``examples`` (plus its
 default) and lengths from the task's ``test_lengths`` range, skipping lengths the task cannot
-take. Nothing here imports torch.
+take; ``task_samples(name, params=..., lengths=...)`` widens both, e.g. with
+:func:`passkey_params` and :func:`addition_params`, which cover whole parameter ranges.
+Nothing here imports torch.
 """
 
 from __future__ import annotations

@@ -93,6 +93,8 @@ class Layout:
 
 
 def layout(n: int, lsb: bool, hints: bool) -> Layout:
+    """The row layout at N = ``n`` digits per operand: ``a + b = c`` with c of n + 1 digits,
+    each number units first (``lsb``) or reversed, each digit after its hint ``i{j}``."""
     width = 2 if hints else 1  # columns per digit
     template = np.zeros(3 * n + 3 + (3 * n + 1 if hints else 0), dtype=np.int64)
     digit_pos = np.zeros_like(template)
