@@ -1,8 +1,8 @@
 """Generation speed: the floors of tasks.md, one process, one thread.
 
 Run: ``pytest benchmarks/bench_tasks.py --benchmark-only``. Each benchmark samples one batch of
-``BATCH`` examples; examples/s = BATCH / mean time, printed in ``extra_info`` and in the
-summary line this module adds at the end.
+``BATCH`` examples (``SMALL_BATCH`` for the long rows); examples/s = batch / mean time,
+printed in ``extra_info`` and in the summary line this module adds at the end.
 """
 
 from __future__ import annotations
@@ -27,21 +27,38 @@ CASES = [
     ("string_equality", {"negatives": "mixed"}, 256, None),
     ("disjointness", {}, 256, None),
     ("nearest_neighbor", {"bits": 10}, 256, None),
+    # tasks-wave2.md
+    ("passkey", {"filler_mode": "pattern"}, 1024, 50_000),
+    ("passkey", {"filler_mode": "random"}, 1024, 50_000),
+    ("addition", {"order": "lsb"}, 8, 1_000_000),
+    ("addition", {"index_hints": True}, 32, 150_000),
+    ("addition", {"long_carries": 0.5}, 32, None),
+    ("prefix_sums", {}, 32, 500_000),
+    ("prefix_sums", {}, 256, 100_000),
 ]
+
+SMALL_BATCH = 256
+# long rows, sampled SMALL_BATCH at a time (the batch column of tasks-wave2.md)
+SMALL_BATCH_CASES = [
+    ("passkey", {"filler_mode": "pattern"}, 8192, 5_000),
+    ("passkey", {"filler_mode": "random"}, 8192, 5_000),
+]
+ALL_CASES = [(*c, BATCH) for c in CASES] + [(*c, SMALL_BATCH) for c in SMALL_BATCH_CASES]
 
 
 @pytest.mark.parametrize(
-    ("name", "params", "length", "floor"),
-    CASES,
-    ids=[f"{n}-{'-'.join(f'{k}={v}' for k, v in p.items())}-N{N}" for n, p, N, _ in CASES],
+    ("name", "params", "length", "floor", "batch"),
+    ALL_CASES,
+    ids=[f"{n}-{'-'.join(f'{k}={v}' for k, v in p.items())}-N{N}" for n, p, N, *_ in ALL_CASES],
 )
-def test_generation_speed(benchmark, name, params, length, floor) -> None:
+def test_generation_speed(benchmark, name, params, length, floor, batch) -> None:
     task = tasks.make(name, **params)
     seeds = iter(range(10**9))
     benchmark.pedantic(
-        lambda: task.sample(length, BATCH, seed=next(seeds)), rounds=8, warmup_rounds=1
+        lambda: task.sample(length, batch, seed=next(seeds)), rounds=8, warmup_rounds=1
     )
-    rate = BATCH / benchmark.stats.stats.mean
+    rate = batch / benchmark.stats.stats.mean
     benchmark.extra_info["examples_per_s"] = round(rate)
     benchmark.extra_info["floor"] = floor
-    print(f"\n{name} {params} N={length}: {rate:,.0f} examples/s (floor {floor})")
+    benchmark.extra_info["batch"] = batch
+    print(f"\n{name} {params} N={length} B={batch}: {rate:,.0f} examples/s (floor {floor})")

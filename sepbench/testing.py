@@ -7,7 +7,9 @@
 
 Strategies draw parameter values from each parameter's declared ``examples`` (plus its
 default) and lengths from the task's ``test_lengths`` range, skipping lengths the task cannot
-take. Nothing here imports torch.
+take; ``task_samples(name, params=..., lengths=...)`` widens both, e.g. with
+:func:`passkey_params` and :func:`addition_params`, which cover whole parameter ranges.
+Nothing here imports torch.
 """
 
 from __future__ import annotations
@@ -68,15 +70,33 @@ def valid_lengths(task: Task) -> list[int]:
 
 
 @st.composite
-def task_samples(draw: st.DrawFn, name: str, max_batch: int = 16, min_batch: int = 1) -> TaskSample:
-    """A drawn task, a valid length, a seed, and the batch sampled from them."""
-    task = draw(task_instances(name))
-    lengths = valid_lengths(task)
-    if not lengths:
-        from hypothesis import reject
+def task_samples(
+    draw: st.DrawFn,
+    name: str,
+    max_batch: int = 16,
+    min_batch: int = 1,
+    params: st.SearchStrategy[dict[str, Any]] | None = None,
+    lengths: st.SearchStrategy[int] | None = None,
+) -> TaskSample:
+    """A drawn task, a valid length, a seed, and the batch sampled from them.
 
-        reject()
-    length = draw(st.sampled_from(lengths))
+    ``params`` replaces the declared-examples strategy (e.g. :func:`passkey_params`), and
+    ``lengths`` the ``test_lengths`` range (lengths the task rejects are skipped).
+    """
+    from hypothesis import assume, reject
+
+    task = draw(task_instances(name)) if params is None else tasks.make(name, **draw(params))
+    if lengths is None:
+        accepted = valid_lengths(task)
+        if not accepted:
+            reject()
+        length = draw(st.sampled_from(accepted))
+    else:
+        length = draw(lengths)
+        try:
+            task.check_length(length)
+        except UserError:
+            assume(False)
     seed = draw(st.integers(0, 2**31 - 1))
     batch_size = draw(st.integers(min_batch, max_batch))
     return TaskSample(task, length, seed, task.sample(length, batch_size, seed=seed))
@@ -85,3 +105,32 @@ def task_samples(draw: st.DrawFn, name: str, max_batch: int = 16, min_batch: int
 def any_task_samples(max_batch: int = 16) -> st.SearchStrategy[TaskSample]:
     """A sample from any registered task."""
     return st.sampled_from(tasks.names()).flatmap(lambda n: task_samples(n, max_batch=max_batch))
+
+
+# --------------------------------------------------------------------- wave-2 parameter ranges
+# Strategies over whole parameter ranges, where the declared examples are a few points of a
+# continuum; pass them as ``task_samples(name, params=...)``.
+
+
+def passkey_params() -> st.SearchStrategy[dict[str, Any]]:
+    """passkey parameters: any key length and filler count, depth ``uniform`` or in [0, 1]."""
+    return st.fixed_dictionaries(
+        {
+            "digits": st.integers(1, 16),
+            "filler": st.integers(1, 64),
+            "filler_mode": st.sampled_from(("pattern", "random")),
+            "depth": st.one_of(st.just("uniform"), st.floats(0.0, 1.0)),
+        }
+    )
+
+
+def addition_params(max_length: int = 64) -> st.SearchStrategy[dict[str, Any]]:
+    """addition parameters: either order, hints or not, any long-carry fraction in [0, 1]."""
+    return st.fixed_dictionaries(
+        {
+            "order": st.sampled_from(("lsb", "msb")),
+            "index_hints": st.booleans(),
+            "long_carries": st.one_of(st.sampled_from((0.0, 1.0)), st.floats(0.0, 1.0)),
+            "max_length": st.just(max_length),
+        }
+    )

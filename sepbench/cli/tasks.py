@@ -83,7 +83,11 @@ def cmd_show(args: argparse.Namespace) -> int:
             )
             print(f"        {p['doc']}")
     lo, hi = task.test_lengths
-    length = next(n for n in range(max(lo, 8), hi + 64) if _accepts(task, n))
+    accepted = [n for n in range(lo, hi + 64) if _accepts(task, n)]
+    if not accepted:
+        raise UserError(f"task '{task.name}': no length in {lo}..{hi + 63} fits these parameters")
+    # the first accepted length >= 8, else the largest (a small max_length caps it)
+    length = next((n for n in accepted if n >= 8), accepted[-1])
     batch = task.sample(length, 1, seed=0)
     print(f"  example (N = {length}, seed 0):")
     print("    " + task.format_row(batch, 0).replace("\n", "\n    "))

@@ -31,6 +31,9 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "disjointness": ("strings", "Disjointness"),
     "nearest_neighbor": ("nearest_neighbor", "NearestNeighbor"),
     "is_tree": ("is_tree", "IsTree"),
+    "passkey": ("passkey", "Passkey"),
+    "addition": ("addition", "Addition"),
+    "prefix_sums": ("prefix_sums", "PrefixSums"),
 }
 _MODULES = sorted({module for module, _ in _REGISTRY.values()})
 

@@ -405,3 +405,9 @@ def check_max_length(task: str, length: int, max_length: int) -> None:
             f"task '{task}': length {length} exceeds max_length {max_length} "
             f"(pass --param max_length={length} or larger)"
         )
+
+
+def round_half_up(x: float | np.ndarray) -> np.ndarray:
+    """⌊x + 1/2⌋ as int64: "round" in the wave-2 formats (ties always go up, unlike Python's
+    and numpy's round-half-to-even, whose tie direction alternates with the parity)."""
+    return np.floor(np.asarray(x, dtype=np.float64) + 0.5).astype(np.int64)

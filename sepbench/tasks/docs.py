@@ -28,6 +28,12 @@ EXAMPLES: dict[str, list[tuple[int, dict[str, Any]]]] = {
         (6, {"trace": "retrieval"}),
         (6, {"trace": "cot", "graph": "random"}),
     ],
+    "passkey": [
+        (16, {"digits": 3, "filler": 3, "depth": 0.25}),
+        (24, {"filler_mode": "random"}),
+    ],
+    "addition": [(3, {}), (3, {"order": "msb"}), (3, {"index_hints": True})],
+    "prefix_sums": [(8, {})],
 }
 ROWS = 3
 
@@ -40,8 +46,9 @@ produces. Every example below is a real sample (seed 0). Print more with
 
 Conventions: `length` is the problem size N as the theory defines it; targets are the tokens a
 model must output after reading each prefix; single-answer tasks supervise the last position
-only, trace tasks the whole continuation after the first `[EOS]`. Binary tasks are balanced
-exactly 50/50 in every batch. Generation speed is in docs/benchmarks.md.
+only, trace tasks the whole continuation after the first `[EOS]`; tasks with a written answer
+(`passkey`, `addition`) supervise it teacher forced, and `prefix_sums` every position. Binary
+tasks are balanced exactly 50/50 in every batch. Generation speed is in docs/benchmarks.md.
 """
 
 

@@ -35,6 +35,14 @@ def test_show_every_task(capsys: pytest.CaptureFixture[str], name: str) -> None:
     assert out.startswith(name + ":") and "example (N = " in out
 
 
+def test_show_with_a_small_max_length_shows_a_shorter_example(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["tasks", "show", "addition", "--param", "index_hints=true", "--param", "max_length=4"]
+    code, out, _ = run(capsys, *argv)
+    assert code == 0 and "example (N = 4, seed 0)" in out
+
+
 def test_sample_prints_the_solver_answer(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(
         capsys,

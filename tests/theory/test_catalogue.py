@@ -89,8 +89,19 @@ def test_for_task() -> None:
         theory.for_task("dyck", "lstm")
 
 
+# Tasks that measure learned dynamics or extrapolation, not a representation theorem of the
+# catalogue (capacity.md on passkey: "no theory.md lower bound applies to one key").
+WITHOUT_A_RESULT = {
+    "passkey",
+    "addition",
+    "prefix_sums",
+}
+
+
 def test_every_task_has_a_result() -> None:
-    assert set(theory.tasks_covered()) == set(tasks.names())
+    covered = set(theory.tasks_covered())
+    assert covered <= set(tasks.names())
+    assert set(tasks.names()) - covered == WITHOUT_A_RESULT
 
 
 # ------------------------------------------------------------------------------------------
