@@ -36,12 +36,37 @@ CASES = [
     ids=[f"{n}-{'-'.join(f'{k}={v}' for k, v in p.items())}-N{N}" for n, p, N, _ in CASES],
 )
 def test_generation_speed(benchmark, name, params, length, floor) -> None:
+    measure(benchmark, name, params, length, BATCH, floor)
+
+
+def measure(benchmark, name, params, length, batch, floor) -> None:
+    """Sample ``batch`` examples per round (the first round, untimed, builds any caches)."""
     task = tasks.make(name, **params)
     seeds = iter(range(10**9))
     benchmark.pedantic(
-        lambda: task.sample(length, BATCH, seed=next(seeds)), rounds=8, warmup_rounds=1
+        lambda: task.sample(length, batch, seed=next(seeds)), rounds=8, warmup_rounds=1
     )
-    rate = BATCH / benchmark.stats.stats.mean
+    rate = batch / benchmark.stats.stats.mean
     benchmark.extra_info["examples_per_s"] = round(rate)
     benchmark.extra_info["floor"] = floor
-    print(f"\n{name} {params} N={length}: {rate:,.0f} examples/s (floor {floor})")
+    print(f"\n{name} {params} N={length} batch={batch}: {rate:,.0f} examples/s (floor {floor})")
+
+
+# wave 2, listops (tasks-wave2.md): (params, N, batch, floor in examples/s)
+LISTOPS_CASES = [
+    ({}, 100, 4096, 2_500),
+    ({}, 1000, 256, 200),
+    ({"balanced": True}, 100, 4096, None),
+    ({"max_args": 10, "max_depth": 10}, 1000, 256, None),
+]
+
+
+@pytest.mark.parametrize(
+    ("params", "length", "batch", "floor"),
+    LISTOPS_CASES,
+    ids=[
+        f"listops-{'-'.join(f'{k}={v}' for k, v in p.items())}-N{N}" for p, N, _, _ in LISTOPS_CASES
+    ],
+)
+def test_listops_generation_speed(benchmark, params, length, batch, floor) -> None:
+    measure(benchmark, "listops", params, length, batch, floor)

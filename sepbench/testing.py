@@ -85,3 +85,22 @@ def task_samples(draw: st.DrawFn, name: str, max_batch: int = 16, min_batch: int
 def any_task_samples(max_batch: int = 16) -> st.SearchStrategy[TaskSample]:
     """A sample from any registered task."""
     return st.sampled_from(tasks.names()).flatmap(lambda n: task_samples(n, max_batch=max_batch))
+
+
+# --------------------------------------------------------------------- listops (wave 2)
+def listops_expressions(max_args: int = 5, max_leaves: int = 40) -> st.SearchStrategy[list[str]]:
+    """Arbitrary ListOps expressions as token lists, for testing solvers and tree models.
+
+    Any shape hypothesis can build and shrink (not the task's sampling law): an operator token,
+    2 … ``max_args`` arguments (digits or nested expressions), ``]``; about ``max_leaves``
+    digits at most. The root is always an operator.
+    """
+    from sepbench.tasks.listops import CLOSE, DIGITS, OPERATORS
+
+    def expression(args: st.SearchStrategy[list[str]]) -> st.SearchStrategy[list[str]]:
+        return st.tuples(
+            st.sampled_from(OPERATORS), st.lists(args, min_size=2, max_size=max_args)
+        ).map(lambda t: [t[0], *(tok for arg in t[1] for tok in arg), CLOSE])
+
+    digit = st.sampled_from(DIGITS).map(lambda d: [d])
+    return expression(st.recursive(digit, expression, max_leaves=max_leaves))

@@ -31,6 +31,8 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "disjointness": ("strings", "Disjointness"),
     "nearest_neighbor": ("nearest_neighbor", "NearestNeighbor"),
     "is_tree": ("is_tree", "IsTree"),
+    # wave 2: ListOps (tasks-wave2.md)
+    "listops": ("listops", "ListOps"),
 }
 _MODULES = sorted({module for module, _ in _REGISTRY.values()})
 

@@ -28,6 +28,8 @@ EXAMPLES: dict[str, list[tuple[int, dict[str, Any]]]] = {
         (6, {"trace": "retrieval"}),
         (6, {"trace": "cot", "graph": "random"}),
     ],
+    # wave 2
+    "listops": [(13, {}), (30, {"max_args": 10, "max_depth": 10})],
 }
 ROWS = 3
 
