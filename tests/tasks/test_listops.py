@@ -7,9 +7,11 @@ size sets enumerated with Python sets.
 
 from __future__ import annotations
 
+import functools
 import random
 from collections import Counter
 from collections.abc import Sequence
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -282,6 +284,113 @@ def test_root_operator_and_values_follow_the_plain_generator_at_small_n() -> Non
     total = sum(exact.values())
     expected = [exact[v] / total * 20_000 for v in range(10)]
     assert stats.chisquare([got[v] for v in range(10)], expected).pvalue > 1e-3
+
+
+class ExactLaw:
+    """The law of NB18 shapes given N, in exact integers (a separate algorithm: big-int
+    polynomial powers by Kronecker substitution, no floats, no tilts).
+
+    With a per-token factor c making c²·p/(A − 1), c·(1 − p) and c integers, a shape weighs
+    ∏ ops c²p/(A−1) · ∏ digits above the cap c(1 − p) · ∏ digits at the cap c — the plain
+    generator's probability times c^N, the same for every shape of N tokens.
+    """
+
+    def __init__(self, max_args: int, max_depth: int, value_p: float, n: int) -> None:
+        p = Fraction(value_p).limit_denominator(1000)
+        c = 1
+        while (c * c * p / (max_args - 1)).denominator > 1 or (c * (1 - p)).denominator > 1:
+            c += 1
+        self.op, self.digit, self.cap = int(c * c * p / (max_args - 1)), int(c * (1 - p)), c
+        self.a, self.levels, self.n = max_args, max_depth - 1, n
+        # bytes per coefficient: a shape of s tokens weighs <= 4^s, there are <= 3^s shapes and
+        # <= 2^s ways to split s among children, so every coefficient is < 2^(4.6·s)
+        self.width = (46 * n) // 80 + 8
+
+    def _powers(self, weights: list[int]) -> list[list[int]]:
+        """weights^k (k = 0 … A) truncated to n + 1 coefficients."""
+        width, size = self.width, self.n + 1
+        packed = int.from_bytes(b"".join(v.to_bytes(width, "little") for v in weights), "little")
+        mask = (1 << (8 * width * size)) - 1
+        out, power = [[1] + [0] * self.n], 1
+        for _ in range(self.a):
+            power = (power * packed) & mask
+            raw = power.to_bytes(width * size, "little")
+            out.append(
+                [int.from_bytes(raw[i * width : (i + 1) * width], "little") for i in range(size)]
+            )
+        return out
+
+    def level(self, below: list[int]) -> list[int]:
+        powers = self._powers(below)
+        inner = [sum(powers[k][t] for k in range(2, self.a + 1)) for t in range(self.n - 1)]
+        return [0, self.digit] + [self.op * v for v in inner]
+
+    def weights(self, levels: int, cap: bool) -> list[list[int]]:
+        """Total weight by size of subtrees with 0 … ``levels`` levels; ``cap``: the bottom
+        digits are at the depth cap (else they weigh like any other digit: nesting <= levels)."""
+        out = [[0, self.cap if cap else self.digit] + [0] * (self.n - 1)]
+        for _ in range(levels):
+            out.append(self.level(out[-1]))
+        return out
+
+    @functools.cached_property
+    def capped(self) -> list[list[int]]:
+        return self.weights(self.levels, cap=True)
+
+    def nesting(self) -> dict[int, float]:
+        """P(nesting = d | N = n) for every d."""
+        total = self.capped[-1][self.n]
+        at_most = [w[self.n] for w in self.weights(self.levels - 1, cap=False)] + [total]
+        return {
+            d: float(Fraction(at_most[d] - at_most[d - 1], total))
+            for d in range(1, self.levels + 1)
+            if at_most[d] > at_most[d - 1]
+        }
+
+    def root_arity(self) -> dict[int, float]:
+        powers = self._powers(self.capped[-2])
+        row = {k: powers[k][self.n - 2] for k in range(2, self.a + 1)}
+        total = sum(row.values())
+        return {k: float(Fraction(v, total)) for k, v in row.items() if v}
+
+
+def _gof(observed: Counter[int], probs: dict[int, float], rows: int) -> float:
+    """χ² goodness of fit, pooling the categories expected below 10 rows into one."""
+    assert set(observed) <= set(probs)
+    big = [k for k in sorted(probs) if probs[k] * rows >= 10]
+    obs = [observed[k] for k in big]
+    exp = [probs[k] * rows for k in big]
+    rest = rows - sum(obs), rows * (1 - sum(probs[k] for k in big))
+    if rest[1] >= 1:
+        obs.append(rest[0])
+        exp.append(rest[1])
+    if len(obs) < 2:  # one category holds (almost) all the mass: every row must be in it
+        return 1.0 if obs == [rows] else 0.0
+    return float(stats.chisquare(obs, np.array(exp) * rows / sum(exp)).pvalue)
+
+
+@pytest.mark.parametrize(
+    ("params", "length"),
+    [
+        ({"max_args": 5, "max_depth": 20, "value_p": 0.25}, 200),  # the cap binds in 27% of rows
+        ({"max_args": 3, "max_depth": 10, "value_p": 0.25}, 150),  # … in 99%
+        ({"max_args": 10, "max_depth": 10, "value_p": 0.25}, 150),  # LRA-like
+    ],
+)
+def test_long_rows_follow_the_exact_law(params: dict, length: int) -> None:
+    """At long N, the nesting and root-arity frequencies of 8192 rows against their exact
+    probabilities; this also tests the depth cap where it binds."""
+    exact = ExactLaw(params["max_args"], params["max_depth"], params["value_p"], length)
+    task = tasks.make("listops", **params)
+    batch = task.sample(length, 8192, seed=11)
+    nest = exact.nesting()
+    assert _gof(Counter(batch.meta["depth"].tolist()), nest, 8192) > 1e-3
+    # the root's children start where exactly one operator is open
+    ids, close = batch.inputs, task.token_to_id[CLOSE]
+    step = np.isin(ids, task.encode(OPERATORS)).astype(np.int64) - (ids == close)
+    open_before = np.cumsum(step, axis=1) - step
+    arity = Counter(((open_before == 1) & (ids != close)).sum(axis=1).tolist())
+    assert _gof(arity, exact.root_arity(), 8192) > 1e-3
 
 
 # --------------------------------------------------------------------- balancing
