@@ -82,8 +82,9 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -112,14 +113,14 @@ class LengthBin:
     name: str
     lo: int
     hi: int
-    params: dict[str, Any] = field(default_factory=dict)
+    params: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
 
 RC23_TRAIN = LengthBin("train", MIN_LENGTH, 101)
 """RC23 train on NB18's rows of ≤ 100 tokens; the protocol draws N uniformly over [4, 100]."""
 RC23_TEST = tuple(LengthBin(f"{lo}-{lo + 100}", lo, lo + 100) for lo in range(200, 1000, 100))
 """RC23's length-generalisation test bins [200, 300), [300, 400), …, [900, 1000)."""
-LRA_LIKE = LengthBin("lra", 501, 2000, {"max_args": 10, "max_depth": 10})
+LRA_LIKE = LengthBin("lra", 501, 2000, MappingProxyType({"max_args": 10, "max_depth": 10}))
 """LRA21-like rows: ``max_args`` 10, ``max_depth`` 10, 500 < N < 2000."""
 
 

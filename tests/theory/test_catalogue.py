@@ -89,8 +89,12 @@ def test_for_task() -> None:
         theory.for_task("dyck", "lstm")
 
 
+# wave-2 tasks (tasks-wave2.md) serve the length-generalisation studies: no catalogued theorem
+WITHOUT_RESULTS = {"listops", "passkey", "addition", "prefix_sums"}
+
+
 def test_every_task_has_a_result() -> None:
-    assert set(theory.tasks_covered()) == set(tasks.names())
+    assert set(theory.tasks_covered()) == set(tasks.names()) - WITHOUT_RESULTS
 
 
 # ------------------------------------------------------------------------------------------
