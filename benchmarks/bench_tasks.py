@@ -35,6 +35,8 @@ CASES = [
     ("addition", {"long_carries": 0.5}, 32, None),
     ("prefix_sums", {}, 32, 500_000),
     ("prefix_sums", {}, 256, 100_000),
+    ("listops", {}, 100, 2_500),
+    ("listops", {"balanced": True}, 100, None),
 ]
 
 SMALL_BATCH = 256
@@ -42,6 +44,8 @@ SMALL_BATCH = 256
 SMALL_BATCH_CASES = [
     ("passkey", {"filler_mode": "pattern"}, 8192, 5_000),
     ("passkey", {"filler_mode": "random"}, 8192, 5_000),
+    ("listops", {}, 1000, 200),
+    ("listops", {"max_args": 10, "max_depth": 10}, 1000, None),
 ]
 ALL_CASES = [(*c, BATCH) for c in CASES] + [(*c, SMALL_BATCH) for c in SMALL_BATCH_CASES]
 

@@ -134,3 +134,22 @@ def addition_params(max_length: int = 64) -> st.SearchStrategy[dict[str, Any]]:
             "max_length": st.just(max_length),
         }
     )
+
+
+# --------------------------------------------------------------------- listops (wave 2)
+def listops_expressions(max_args: int = 5, max_leaves: int = 40) -> st.SearchStrategy[list[str]]:
+    """Arbitrary ListOps expressions as token lists, for testing solvers and tree models.
+
+    Any shape hypothesis can build and shrink (not the task's sampling law): an operator token,
+    2 … ``max_args`` arguments (digits or nested expressions), ``]``; about ``max_leaves``
+    digits at most. The root is always an operator.
+    """
+    from sepbench.tasks.listops import CLOSE, DIGITS, OPERATORS
+
+    def expression(args: st.SearchStrategy[list[str]]) -> st.SearchStrategy[list[str]]:
+        return st.tuples(
+            st.sampled_from(OPERATORS), st.lists(args, min_size=2, max_size=max_args)
+        ).map(lambda t: [t[0], *(tok for arg in t[1] for tok in arg), CLOSE])
+
+    digit = st.sampled_from(DIGITS).map(lambda d: [d])
+    return expression(st.recursive(digit, expression, max_leaves=max_leaves))

@@ -34,6 +34,8 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "passkey": ("passkey", "Passkey"),
     "addition": ("addition", "Addition"),
     "prefix_sums": ("prefix_sums", "PrefixSums"),
+    # wave 2: ListOps (tasks-wave2.md)
+    "listops": ("listops", "ListOps"),
 }
 _MODULES = sorted({module for module, _ in _REGISTRY.values()})
 

@@ -34,6 +34,8 @@ EXAMPLES: dict[str, list[tuple[int, dict[str, Any]]]] = {
     ],
     "addition": [(3, {}), (3, {"order": "msb"}), (3, {"index_hints": True})],
     "prefix_sums": [(8, {})],
+    # wave 2
+    "listops": [(13, {}), (30, {"max_args": 10, "max_depth": 10})],
 }
 ROWS = 3
 

@@ -95,6 +95,7 @@ WITHOUT_A_RESULT = {
     "passkey",
     "addition",
     "prefix_sums",
+    "listops",
 }
 
 
