@@ -108,6 +108,10 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "ssm": ("ssm", "SSMModel"),
     "transformer": ("transformer", "TransformerModel"),
     "hybrid": ("hybrid", "HybridModel"),
+    "grc": ("rvnn", "GRCModel"),
+    "bbt": ("rvnn", "BBTModel"),
+    "beam_tree": ("rvnn", "BeamTreeModel"),
+    "rir": ("rvnn", "RIRModel"),
 }
 
 

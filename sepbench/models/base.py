@@ -15,12 +15,15 @@ at position t depend only on ``inputs[:, : t + 1]``). Besides ``forward`` every 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from sepbench.models.options import Option
+
+if TYPE_CHECKING:
+    from sepbench.tasks.base import Task
 
 State = tuple[Tensor, ...]
 
@@ -34,6 +37,10 @@ class SeqModel(nn.Module):
     uses_retrieval: ClassVar[bool] = False
     """True for models whose generation loop lets a retriever write the token after the
     task's ``retrieval_trigger`` (the ``rag`` family); the model itself is unchanged."""
+    encoder: ClassVar[bool] = False
+    """True for encoders that read the whole row before answering (the tree families ``bbt``,
+    ``beam_tree``, ``rir``): their causal ``forward`` reruns the encoder per prefix
+    (``readout=every``) or answers only at the last token (``readout=last``)."""
 
     def __init__(self, vocab_size: int, width: int, options: Mapping[str, Any]) -> None:
         super().__init__()
@@ -46,6 +53,14 @@ class SeqModel(nn.Module):
     @classmethod
     def check_options(cls, width: int, options: dict[str, Any]) -> None:
         """Cross-option checks after validation; raise UserError naming the options."""
+
+    @classmethod
+    def check_task(
+        cls, task: Task, options: Mapping[str, Any] | None = None, length: int | None = None
+    ) -> None:
+        """Raise UserError if this family (with ``options``) cannot be trained on ``task``.
+        Every sequence model accepts every task; encoders that answer once per row override it
+        (``sepbench.models.rvnn``)."""
 
     # ----------------------------------------------------------------- contract
     def forward(self, inputs: Tensor) -> Tensor:  # pragma: no cover - abstract

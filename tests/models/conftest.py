@@ -10,6 +10,8 @@ import torch
 VOCAB = 7
 WIDTH = 8
 
+QUIET: dict[str, Any] = {"readout": "every", "gumbel": False, "dropout": 0.0}
+
 # (family, options) — small enough that every test over all of them stays fast
 CONFIGS: list[tuple[str, dict[str, Any]]] = [
     ("elman", {}),
@@ -30,6 +32,15 @@ CONFIGS: list[tuple[str, dict[str, Any]]] = [
     ("hybrid", {"base": "gru", "layers": 2, "pos": "learned", "heads": 2}),
     ("hybrid", {"base": "ssm", "pos": "rope", "heads": 2}),
     ("hybrid", {"base": "elman", "nonlinearity": "sigmoid", "embedding": "onehot"}),
+    # tree families: no dropout or noise (the generic tests run in training mode and compare
+    # passes), and readout=every so that every column carries logits
+    ("grc", {"dropout": 0.0}),
+    ("bbt", {"readout": "every", "dropout": 0.0}),
+    ("beam_tree", {**QUIET, "beam": 3}),
+    ("beam_tree", {**QUIET, "beam": 2, "scorer": "parent", "topk": "st"}),
+    ("beam_tree", {**QUIET, "scorer": "parent", "topk": "onesoft"}),
+    ("rir", {**QUIET, "chunk": 3, "beam": 2, "align": "rank"}),
+    ("rir", {**QUIET, "chunk": 4, "align": "rank", "pre_ssm": True}),
 ]
 
 
