@@ -338,10 +338,11 @@ class GRCModel(TreeModel):
 
 
 def _probe_batch(task: Task, length: int | None) -> Any:
-    """A small batch of ``task`` at ``length`` or at its smallest valid test length."""
+    """A small batch of ``task`` at ``length`` or at its largest valid test length (the most
+    positions, so a task supervised at several of them shows it)."""
     if length is None:
         lo, hi = task.test_lengths
-        for candidate in range(lo, hi + 1):
+        for candidate in range(hi, lo - 1, -1):
             try:
                 task.check_length(candidate)
             except UserError:
@@ -420,7 +421,7 @@ class TreeEncoder(TreeModel):
         """Refuse a task this encoder cannot answer with ``readout=last``: every row must have
         exactly one supervised target, at its last real token (a single-answer classification
         such as ``listops``), and right-padded rows need ``pad_id`` = the task's pad id.
-        Checked on 16 rows at ``length`` (default: the task's smallest valid test length).
+        Checked on 16 rows at ``length`` (default: the task's largest valid test length).
         ``readout=every`` gives logits at every position, so any task is accepted."""
         from sepbench.tasks.base import IGNORE
 
