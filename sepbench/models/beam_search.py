@@ -75,10 +75,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 NEG_INF = float("-inf")
 
@@ -246,6 +248,88 @@ def _sorted(roots: Tensor, scores: Tensor, beam: int, steps: int) -> Beams:
 
 
 # --------------------------------------------------------------------------- id-based search
+class NodePool:
+    """An append-only store of node rows outside autograd, with sparse gradients.
+
+    Rows are written once (:meth:`write`, in place, no copy of the store) and read by index
+    (:meth:`read`, a column range). A read's backward adds its gradient into one gradient
+    buffer at the rows read (``index_add_``: work proportional to the rows read, not to the
+    store); a write's backward hands the buffer's rows on to the written values. Autograd's
+    order is kept by a chain of zero-dim tokens: every read takes the token of the latest
+    write and every write the previous one, so a write's backward runs after the backward of
+    every read that could see its rows. Neither the store nor the buffer is saved for
+    backward (reads save their indices only); the store is released by :meth:`close`.
+
+    With autograd's own ``index_select``/``index_copy`` each step's backward would zero-fill
+    and copy the whole store (O(pool) per step, the dominant cost of a long search).
+    """
+
+    def __init__(self, rows: int, width: int, like: Tensor) -> None:
+        self.values: Tensor | None = like.new_zeros(rows, width)
+        self.shape = (rows, width)
+        self.dtype, self.device = like.dtype, like.device
+        self.grad: Tensor | None = None
+        self.token: Tensor | None = None
+
+    def write(self, rows: Tensor, values: Tensor) -> None:
+        """Store ``values [len(rows), width]`` at ``rows``."""
+        self.token = _PoolWrite.apply(values, rows, self, self.token)
+
+    def read(self, rows: Tensor, lo: int, hi: int) -> Tensor:
+        """Columns ``lo:hi`` of the stored ``rows`` (a new tensor)."""
+        out: Tensor = _PoolRead.apply(rows, lo, hi, self, self.token)
+        return out
+
+    def close(self) -> None:
+        """Release the store (backward needs only the indices and the gradient buffer)."""
+        self.values = None
+
+    def grad_buffer(self) -> Tensor:
+        if self.grad is None:
+            self.grad = torch.zeros(self.shape, dtype=self.dtype, device=self.device)
+        return self.grad
+
+
+class _PoolWrite(torch.autograd.Function):
+    @staticmethod
+    def forward(
+        ctx: Any, values: Tensor, rows: Tensor, pool: NodePool, token: Tensor | None
+    ) -> Tensor:
+        assert pool.values is not None
+        pool.values.index_copy_(0, rows, values.detach())
+        ctx.pool, ctx.chained = pool, token is not None
+        ctx.save_for_backward(rows)
+        return values.new_zeros(())
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, _: Tensor) -> tuple[Tensor, None, None, Tensor | None]:
+        (rows,) = ctx.saved_tensors
+        pool: NodePool = ctx.pool
+        grad = pool.grad_buffer().index_select(0, rows)
+        chain = torch.zeros((), dtype=pool.dtype, device=pool.device) if ctx.chained else None
+        return grad, None, None, chain
+
+
+class _PoolRead(torch.autograd.Function):
+    @staticmethod
+    def forward(
+        ctx: Any, rows: Tensor, lo: int, hi: int, pool: NodePool, token: Tensor | None
+    ) -> Tensor:
+        assert pool.values is not None
+        ctx.pool, ctx.lo, ctx.hi = pool, lo, hi
+        ctx.save_for_backward(rows)
+        return pool.values[:, lo:hi].index_select(0, rows)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[None, None, None, None, Tensor]:
+        (rows,) = ctx.saved_tensors
+        pool: NodePool = ctx.pool
+        pool.grad_buffer()[:, ctx.lo : ctx.hi].index_add_(0, rows, grad)
+        return None, None, None, None, torch.zeros((), dtype=pool.dtype, device=pool.device)
+
+
 def beam_search(
     cell: nn.Module,
     scorer: Scorer,
@@ -259,20 +343,26 @@ def beam_search(
     """Hard-selection beam search over the nodes ``pool[N, P0, d]``.
 
     The K starting beams of row r are ``ids[r, b, :]`` (indices into ``pool[r]``; slots at and
-    past ``lengths[r]`` are padding), with scores ``scores[N, K]``. Returns ``beam`` roots per row.
+    past ``lengths[r]`` are padding), with scores ``scores[N, K]``. Returns ``beam`` roots per
+    row. Nodes live in a :class:`NodePool` of N·(P0 + beam·(S − 1)) rows: the node (d columns)
+    and, for the ``children`` scorer, its A·h and C·h (m columns each).
     """
     n, p0, d = pool.shape
     width = ids.shape[2]
     steps = width - 1
     size = p0 + beam * steps
-    base = torch.arange(n, device=pool.device) * size
-    flat = torch.cat([pool, pool.new_zeros(n, size - p0, d)], dim=1).reshape(n * size, d)
-    proj_a = proj_c = flat  # A·h and C·h per pool node (children scorer)
-    if isinstance(scorer, ChildrenScorer):
-        proj_a, proj_c = (
-            torch.cat([x, x.new_zeros(n, size - p0, x.shape[-1])], dim=1).reshape(n * size, -1)
-            for x in scorer.project(pool)
-        )
+    device = pool.device
+    m = scorer.m if isinstance(scorer, ChildrenScorer) else 0
+    store = NodePool(n * size, d + 2 * m, pool)
+
+    def stored(nodes: Tensor) -> Tensor:
+        if isinstance(scorer, ChildrenScorer):
+            return torch.cat([nodes, *scorer.project(nodes)], dim=-1)
+        return nodes
+
+    base = torch.arange(n, device=device) * size
+    first = (base[:, None] + torch.arange(p0, device=device)[None, :]).reshape(-1)
+    store.write(first, stored(pool.reshape(n * p0, d)))
     gid = ids + base[:, None, None]
     for step in range(steps):
         cur = width - step
@@ -280,36 +370,31 @@ def beam_search(
         left, right = gid[:, :, :-1].reshape(-1), gid[:, :, 1:].reshape(-1)
         cand: Tensor | None = None
         if isinstance(scorer, ChildrenScorer):
-            e = scorer.logits(proj_a.index_select(0, left), proj_c.index_select(0, right))
+            e = scorer.logits(store.read(left, d, d + m), store.read(right, d + m, d + 2 * m))
         else:
-            cand = cell(flat.index_select(0, left), flat.index_select(0, right))
+            cand = cell(store.read(left, 0, d), store.read(right, 0, d))
             e = scorer(cand)
         sel = select(e.view(n, k_in, cur - 1), scores, (lengths - step).clamp(min=1), beam, noise)
         chosen = gid.gather(1, sel.beam[:, :, None].expand(-1, -1, cur))  # [N, beam, cur]
         l_id = chosen.gather(2, sel.pair[:, :, None]).squeeze(2)
         if cand is None:
             r_id = chosen.gather(2, sel.pair[:, :, None] + 1).squeeze(2)
-            parent = cell(
-                flat.index_select(0, l_id.reshape(-1)), flat.index_select(0, r_id.reshape(-1))
-            )
+            parent = cell(store.read(l_id.reshape(-1), 0, d), store.read(r_id.reshape(-1), 0, d))
         else:
             parent = cand.view(n, k_in * (cur - 1), d).gather(
                 1, sel.order[:, :, None].expand(-1, -1, d)
             )
             parent = parent.reshape(-1, d)
-        new = base[:, None] + p0 + step * beam + torch.arange(beam, device=pool.device)[None, :]
-        flat = flat.index_copy(0, new.reshape(-1), parent)
-        if isinstance(scorer, ChildrenScorer):
-            pa, pc = scorer.project(parent)
-            proj_a = proj_a.index_copy(0, new.reshape(-1), pa)
-            proj_c = proj_c.index_copy(0, new.reshape(-1), pc)
-        t = torch.arange(cur - 1, device=pool.device)[None, None, :]
+        new = base[:, None] + p0 + step * beam + torch.arange(beam, device=device)[None, :]
+        store.write(new.reshape(-1), stored(parent))
+        t = torch.arange(cur - 1, device=device)[None, None, :]
         j = sel.pair[:, :, None]
         shifted = chosen.gather(2, (t + (t > j).long()).expand(n, beam, cur - 1))
         merged = torch.where(sel.done[:, None], l_id, new)  # finished rows keep the left node
         gid = torch.where(t == j, merged[:, :, None], shifted)
         scores = sel.scores
-    roots = flat.index_select(0, gid[:, :, 0].reshape(-1)).view(n, -1, d)
+    roots = store.read(gid[:, :, 0].reshape(-1), 0, d).view(n, -1, d)
+    store.close()
     return _sorted(roots, scores, beam, steps)
 
 

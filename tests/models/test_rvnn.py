@@ -255,25 +255,54 @@ def test_rir_with_one_chunk_is_the_children_beam_tree() -> None:
 
 
 def test_dense_search_equals_id_search_with_hard_selection() -> None:
-    """The two search implementations (id pool, vectors with merge masks) agree; ``st`` changes
-    gradients only, not values; ``onesoft`` in evaluation selects as ``hard``."""
+    """The two search implementations (id pool with sparse gradients, vectors with merge masks)
+    agree in values and in every gradient; ``st`` changes gradients only, not values;
+    ``onesoft`` in evaluation selects as ``hard``."""
     from sepbench.models.beam_search import beam_search, beam_search_dense
 
     x = torch.randint(1, VOCAB, (4, 17), generator=torch.Generator().manual_seed(3))
     lengths = torch.tensor([17, 9, 1, 4])
+    weights = torch.randn(4, WIDTH, generator=torch.Generator().manual_seed(4))
     for scorer in ("children", "parent"):
         model = build("beam_tree", beam=4, scorer=scorer)
-        with torch.no_grad():
+        grads = []
+        for mode in ("ids", "hard", "st", "onesoft"):
+            model.zero_grad()
             leaves = model.leaves(model.embed(x), lengths)
             start = leaves.new_zeros(4, 1)
-            ids = torch.arange(17).expand(4, 1, 17)
-            a = beam_search(model.cell, model.scorer, leaves, ids, lengths, start, 4)
-            for mode in ("hard", "st", "onesoft"):
-                b = beam_search_dense(
+            if mode == "ids":
+                ids = torch.arange(17).expand(4, 1, 17)
+                found = beam_search(model.cell, model.scorer, leaves, ids, lengths, start, 4)
+                reference = found
+            else:
+                found = beam_search_dense(
                     model.cell, model.scorer, leaves[:, None], lengths, start, 4, topk=mode
                 )
-                torch.testing.assert_close(a.scores, b.scores, atol=1e-5, rtol=1e-5)
-                torch.testing.assert_close(a.mixture(), b.mixture(), atol=1e-5, rtol=1e-5)
+                torch.testing.assert_close(found.scores, reference.scores, atol=1e-5, rtol=1e-5)
+                torch.testing.assert_close(
+                    found.mixture(), reference.mixture(), atol=1e-5, rtol=1e-5
+                )
+            (found.mixture() * weights).sum().backward()
+            grads.append(
+                {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
+            )
+        assert {k.split(".")[0] for k in grads[0]} == {
+            "embed",
+            "leaf",
+            "leaf_norm",
+            "cell",
+            "scorer",
+        }
+        assert all(g.abs().sum() > 0 for g in grads[0].values())
+        for name, g in grads[0].items():
+            torch.testing.assert_close(grads[1][name], g, atol=1e-5, rtol=1e-4, msg=name)
+        # st's straight-through masks add gradient to the scorer, onesoft in eval adds none
+        assert any(
+            not torch.allclose(grads[2][k], grads[0][k], atol=1e-6)
+            for k in grads[0]
+            if "scorer" in k
+        )
+        assert all(torch.allclose(grads[3][k], grads[0][k], atol=1e-5) for k in grads[0])
 
 
 # --------------------------------------------------------------------------- batching, readouts

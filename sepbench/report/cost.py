@@ -1,0 +1,75 @@
+"""The cost figure: training memory and seconds per step against sequence length.
+
+:func:`cost_figure` draws two log-log panels from :class:`~sepbench.models.cost.CostPoint`
+records given as plain dicts (``label``, ``n``, ``saved_bytes``, ``seconds``, ``measured``): left
+the bytes saved for backward per example, right the seconds per training step. One colour per
+model; measured points filled, extrapolated points hollow; a dashed power law (:func:`power_fit`)
+through each model's measured points, its exponent in the legend (``n^a``). numpy and
+matplotlib only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from sepbench.report.plots import model_color
+
+
+def power_fit(ns: Sequence[float], values: Sequence[float]) -> tuple[float, float]:
+    """(c, a) of the least-squares line log v = log c + a·log n through the points: the power law
+    c·n^a (a = 0 with fewer than two points). The exponent of a cost that is an offset plus a
+    power of n approaches the power's from below as n grows."""
+    x, y = np.log(np.asarray(ns, float)), np.log(np.asarray(values, float))
+    if len(x) < 2:
+        return (float(np.exp(y[0])) if len(y) else 0.0), 0.0
+    a, b = np.polyfit(x, y, 1)
+    return float(np.exp(b)), float(a)
+
+
+def cost_figure(points: Sequence[Mapping[str, Any]], title: str = "") -> Figure:
+    """Memory (MiB saved for backward per example) and seconds per step against n, log-log."""
+    labels = list(dict.fromkeys(str(p["label"]) for p in points))
+    fig = Figure(figsize=(12, 5.2))
+    axes = fig.subplots(1, 2)
+    panels = [
+        ("saved_bytes", 1 / 2**20, "MiB saved for backward per example"),
+        ("seconds", 1.0, "seconds per training step"),
+    ]
+    for ax, (key, scale, ylabel) in zip(axes, panels, strict=True):
+        for i, label in enumerate(labels):
+            color = model_color(i)
+            mine = [p for p in points if p["label"] == label]
+            meas = [p for p in mine if p["measured"]]
+            extra = [p for p in mine if not p["measured"]]
+            c, a = power_fit([p["n"] for p in meas], [p[key] for p in meas])
+            ax.plot(
+                [p["n"] for p in meas],
+                [p[key] * scale for p in meas],
+                "o",
+                color=color,
+                label=f"{label}  (n^{a:.2f})",
+            )
+            if extra:
+                ax.plot(
+                    [p["n"] for p in extra],
+                    [p[key] * scale for p in extra],
+                    "o",
+                    markerfacecolor="none",
+                    color=color,
+                )
+            if len(meas) >= 2:
+                grid = np.geomspace(min(p["n"] for p in mine), max(p["n"] for p in mine), 50)
+                ax.plot(grid, c * grid**a * scale, "--", color=color, linewidth=0.9)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("sequence length n (tokens)")
+        ax.set_ylabel(ylabel + " (log)")
+        ax.grid(True, which="both", alpha=0.25)
+    axes[0].legend(fontsize=7.5, loc="upper left")
+    fig.suptitle(title or "training cost against n (hollow: extrapolated past the cap)")
+    fig.tight_layout()
+    return fig
