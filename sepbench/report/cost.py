@@ -69,7 +69,7 @@ def cost_figure(points: Sequence[Mapping[str, Any]], title: str = "") -> Figure:
         ax.set_xlabel("sequence length n (tokens)")
         ax.set_ylabel(ylabel + " (log)")
         ax.grid(True, which="both", alpha=0.25)
-    axes[0].legend(fontsize=7.5, loc="upper left")
+        ax.legend(fontsize=7, loc="upper left")
     fig.suptitle(title or "training cost against n (hollow: extrapolated past the cap)")
     fig.tight_layout()
     return fig

@@ -20,6 +20,10 @@ FAMILIES = {
     "transformer": {"layers": 2, "heads": 2, "pos": "rope"},
     "hybrid": {"base": "gru"},
     "rag": {"cell": "gru"},
+    "grc": {},
+    "bbt": {"readout": "every"},  # tree encoders answer a trace task only with readout=every
+    "beam_tree": {"readout": "every", "beam": 2},
+    "rir": {"readout": "every", "chunk": 3, "beam": 2},
 }
 
 
