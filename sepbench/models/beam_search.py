@@ -491,8 +491,9 @@ def rir_depth(n: int, chunk: int) -> int:
     """Sequential merge steps of RIR on one row of ``n`` leaves: k − 1 per chunked level, then
     S_top − 1 for the top chunk (S_top < k + ⌊k/2⌋). Since every chunked level had
     ⌈n / k^ℓ⌉ ≥ k + ⌊k/2⌋ > k nodes, the number of chunked levels L satisfies k^L < n, so
-    depth < (k − 1)·log_k n + k + ⌊k/2⌋ − 1. (RC23's "≤ k·log_k n" is the leading term: at
-    n = 1000, k = 30 the depth is 29 + 33 = 62 > 30·log_30 1000 ≈ 60.9.)"""
+    depth = (k − 1)·L + S_top − 1 ≤ (k − 1)·log_k n + k + ⌊k/2⌋ − 2. RC23's "≤ k·log_k n" is
+    the leading term, not a strict bound: at n = 1000, k = 30 the depth is 29 + 33 = 62 >
+    30·log_30 1000 ≈ 60.9."""
     s, depth = n, 0
     while s >= chunk + chunk // 2:
         s = -(-s // chunk)
