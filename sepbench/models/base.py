@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from sepbench.models.options import Option
+from sepbench.params import Param
 
 State = tuple[Tensor, ...]
 
@@ -30,7 +30,8 @@ class SeqModel(nn.Module):
 
     family: ClassVar[str]
     summary: ClassVar[str]
-    options_spec: ClassVar[tuple[Option, ...]] = ()
+    options_spec: ClassVar[tuple[Param, ...]] = ()
+    """The family's option declarations: its card's (:mod:`sepbench.models.cards`)."""
     uses_retrieval: ClassVar[bool] = False
     """True for models whose generation loop lets a retriever write the token after the
     task's ``retrieval_trigger`` (the ``rag`` family); the model itself is unchanged."""
