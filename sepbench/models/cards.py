@@ -14,9 +14,12 @@ One :class:`FamilyCard` per family (``elman``, ``lstm``, ``gru``, ``rag``, ``ssm
   ``transformer+cot`` and an RNN ``rnn+cot`` (W24-C, W24-T);
 * its **state numbers**: the recurrent state per unit of width (RNN theorems bound m, the
   numbers in the state: s = layers for Elman/GRU, 2·layers for an LSTM (h and c),
-  layers·state_dim for an SSM) and the attention cache per token (2·heads·head_dim per
-  attention layer), hence :meth:`FamilyCard.state_size` — the same number as the built
-  model's ``state_size(length)``, which a test checks over every family and many options;
+  layers·state_dim for an SSM; a hybrid's recurrent base likewise; 0 for a Transformer) and
+  the attention cache per token (2·heads·head_dim per attention layer), hence
+  :meth:`FamilyCard.state_size` — the same number as the built model's
+  ``state_size(length)``, which a test checks over every family and many options. Which
+  theory classes are judged on the state rather than the width is the catalogue's
+  (:data:`sepbench.theory.STATE_CLASSES`);
 * the **theorem parameters** its options fix (attention heads H; the H20 construction's cell).
 
 A trial records the facts of the model it trained as :class:`ModelFacts` (the probe has the
@@ -45,12 +48,9 @@ CHAIN_OF_THOUGHT: dict[str, tuple[str, Any]] = {"is_tree": ("trace", "cot")}
 """Tasks whose supervised output is a chain of thought, as task → (parameter, value): a model
 trained on them is judged by the ``+cot`` classes."""
 
-STATE_CLASSES = ("rnn", "rnn+cot", "rnn+retrieval")
-"""Theory classes whose results bound the numbers in the recurrent state (m), not the width."""
-
 _ANY_WIDTH = 1
 """Width at which options are resolved for facts that do not depend on the width (the
-recurrent state per width unit, the theory class, the theorem parameters)."""
+recurrent state per unit of width, the theory class, the theorem parameters)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -242,9 +242,7 @@ class FamilyCard:
     ``options``: the declarations (``SeqModel.options_spec`` reads them). ``base_class``: the
     theory class from validated options, before the chain-of-thought rule. ``recurrent``:
     (numbers of recurrent state per unit of width, the rule in words). ``cache``: numbers of
-    attention cache per token. ``state_bounded``: whether the theorems of the family's classes
-    bound its recurrent state (the RNN classes, :data:`STATE_CLASSES`) rather than its width.
-    ``theorem_options``: the theorem parameters the options fix.
+    attention cache per token. ``theorem_options``: the theorem parameters the options fix.
     """
 
     family: str
@@ -256,7 +254,6 @@ class FamilyCard:
     recurrent: Callable[[Mapping[str, Any]], tuple[int, str]]
     cache: Callable[[Mapping[str, Any]], int]
     theorem_options: Callable[[Mapping[str, Any]], dict[str, Any]]
-    state_bounded: bool
     uses_retrieval: bool = False
 
     def validate(self, width: int, given: Mapping[str, Any]) -> dict[str, Any]:
@@ -282,11 +279,8 @@ class FamilyCard:
         return base
 
     def state_per_width(self, options: Mapping[str, Any]) -> tuple[float, str]:
-        """(s, text): the numbers per unit of width that the theorems of this family's classes
-        bound — the recurrent state for state-bounded families, else 1 (their theorems bound
-        the width itself) — and the rule in words ("" for 1)."""
-        if not self.state_bounded:
-            return 1.0, ""
+        """(s, text): the numbers of recurrent state per unit of width (0 for a Transformer,
+        whose carried state is its key/value cache) and the rule in words."""
         s, text = self.recurrent(self.validate(_ANY_WIDTH, options))
         return float(s), text
 
@@ -312,7 +306,6 @@ def _recurrent_card(cell: str, cls: str, summary: str) -> FamilyCard:
         recurrent=lambda o: _rnn_state(cell, int(o["layers"]), _CELL_NAMES[cell]),
         cache=_no_cache,
         theorem_options=lambda o: _h20_cell(cell),
-        state_bounded=True,
     )
 
 
@@ -337,7 +330,6 @@ CARDS: dict[str, FamilyCard] = {
         recurrent=lambda o: _rnn_state(o["cell"], int(o["layers"]), f"RAG ({o['cell']})"),
         cache=_no_cache,
         theorem_options=lambda o: _h20_cell(o["cell"]),
-        state_bounded=True,
         uses_retrieval=True,
     ),
     "ssm": FamilyCard(
@@ -353,7 +345,6 @@ CARDS: dict[str, FamilyCard] = {
         recurrent=_ssm_state,
         cache=_no_cache,
         theorem_options=lambda o: _h20_cell("ssm"),
-        state_bounded=True,
     ),
     "transformer": FamilyCard(
         family="transformer",
@@ -367,7 +358,6 @@ CARDS: dict[str, FamilyCard] = {
         recurrent=_no_state,
         cache=lambda o: int(o["layers"]) * 2 * int(o["heads"]) * int(o["head_dim"]),
         theorem_options=lambda o: {"heads": o["heads"]},
-        state_bounded=False,
     ),
     "hybrid": FamilyCard(
         family="hybrid",
@@ -378,7 +368,6 @@ CARDS: dict[str, FamilyCard] = {
         recurrent=_hybrid_state,
         cache=lambda o: 2 * int(o["heads"]) * int(o["head_dim"]),
         theorem_options=lambda o: {"heads": o["heads"]},
-        state_bounded=False,
     ),
 }
 
@@ -408,10 +397,11 @@ def model_class(
     return CARDS[family].model_class(options, task, task_params)
 
 
-def state_per_width(family: str | None, options: Mapping[str, Any]) -> tuple[float, str]:
-    """:meth:`FamilyCard.state_per_width` of ``family``; (1, "") for an unknown family."""
+def state_per_width(family: str | None, options: Mapping[str, Any]) -> tuple[float, str] | None:
+    """:meth:`FamilyCard.state_per_width` of ``family``; None for a family the testbed does not
+    know."""
     if family not in CARDS:
-        return 1.0, ""
+        return None
     return CARDS[family].state_per_width(options)
 
 

@@ -63,6 +63,11 @@ MODEL_CLASSES: dict[str, str] = {
     "hybrid": "recurrent model followed by one attention layer",
 }
 
+STATE_CLASSES = ("rnn", "rnn+cot", "rnn+retrieval")
+"""Classes whose results bound m, the numbers in the recurrent state, not the width: a
+measured width w is set beside them as the state s·w, with s the model's state numbers per
+unit of width (:mod:`sepbench.models.cards`)."""
+
 FORMS = ("constant", "log", "linear", "D log k", "log k")
 
 
@@ -83,7 +88,16 @@ def BoundParam(
 
 
 WidthFn = Callable[..., float]
-TaskLength = Callable[[Mapping[str, Any]], int]
+
+
+@dataclass(frozen=True)
+class TaskLength:
+    """How a task's parameters fix a theorem's N (instead of the study's length)."""
+
+    symbol: str
+    """The rule in the task's symbols, e.g. ``"2P"``."""
+    of: Callable[[Mapping[str, Any]], int]
+    """The task's full parameters → N."""
 
 
 @dataclass(frozen=True)
@@ -148,7 +162,7 @@ class Result:
         (``task_params``: the task's full parameters). ``length`` itself, unless the task is in
         :attr:`task_lengths`; then the bound is one number at every study length."""
         fixed = self.task_lengths.get(task)
-        return int(length) if fixed is None else int(fixed(task_params))
+        return int(length) if fixed is None else int(fixed.of(task_params))
 
     @property
     def model_classes(self) -> tuple[str, ...]:
@@ -467,7 +481,7 @@ _CATALOGUE: tuple[Result, ...] = (
         "a later query can ask for: ≥ N label bits for nearest neighbour, ≥ P value bits for "
         "mqar; theory.md's N/2 is the weaker, convention-independent statement.",
         width_fn=f.b24_t8_nearest_neighbor_rnn,
-        task_lengths={"mqar": _mqar_stored_tokens},
+        task_lengths={"mqar": TaskLength("2P", _mqar_stored_tokens)},
     ),
     Result(
         id="H20",
