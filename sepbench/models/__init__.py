@@ -19,6 +19,10 @@ Public API
     E = len(seeds) independent models run as one; member e starts exactly as
     ``build(family, vocab_size, width, seed=seeds[e], **options)``.
 ``families()``, ``describe(family)``, ``get_class(family)``, ``from_config(config)``.
+``card(family) -> FamilyCard``
+    The family's card (:mod:`sepbench.models.cards`): its option declarations, theory class
+    rule and state numbers, without building a model. ``card``, ``families`` and ``describe``
+    never import torch; ``build`` and the model classes import it on first use.
 
 Every model (``SeqModel``, a ``torch.nn.Module``):
 
@@ -73,9 +77,9 @@ Determinism: with a seed, construction is deterministic; forward passes on CPU a
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
+from sepbench import lazy
 from sepbench.models.cards import card, families
 from sepbench.models.options import describe as _describe_options
 
@@ -130,15 +134,4 @@ def describe(family: str) -> dict[str, Any]:
     }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-        globals()[name] = value
-        return value
-    if name in _MODULES:
-        return importlib.import_module(f"{__name__}.{name}")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__) | _MODULES)
+__getattr__, __dir__ = lazy.attributes(__name__, _EXPORTS, _MODULES, __all__)

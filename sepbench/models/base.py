@@ -44,10 +44,6 @@ class SeqModel(nn.Module):
         self.seed: int | None = None
         """The seed ``build`` initialised this model with (None: the global torch RNG)."""
 
-    @classmethod
-    def check_options(cls, width: int, options: dict[str, Any]) -> None:
-        """Cross-option checks after validation; raise UserError naming the options."""
-
     # ----------------------------------------------------------------- contract
     def forward(self, inputs: Tensor) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -45,7 +45,6 @@ def build(
             )
         given[key] = value
     opts = card(family).validate(width, given)
-    cls.check_options(width, opts)
     if seed is None:
         model = cls(vocab_size, width, opts)
     else:

@@ -4,7 +4,8 @@ One :class:`FamilyCard` per family (``elman``, ``lstm``, ``gru``, ``rag``, ``ssm
 ``transformer``, ``hybrid``) is the one owner of
 
 * its **option declarations** (the ``SeqModel`` classes read them as ``options_spec``;
-  ``models.describe`` and ``models.build`` validate against them);
+  ``models.describe`` lists them and ``models.build`` validates through
+  :meth:`FamilyCard.validate`, cross-option rules included: RoPE needs an even head_dim);
 * its **theory model class** — which results of :mod:`sepbench.theory` concern it:
   ``transformer`` with ``layers = 1`` → ``transformer-1``, ``layers ≥ 2`` → ``transformer-2``
   (the two-layer constructions are upper bounds for deeper models too; the one-layer lower
@@ -151,6 +152,14 @@ def attention_options(pos_default: str) -> tuple[Param, ...]:
     )
 
 
+def check_attention(family: str, o: Mapping[str, Any]) -> None:
+    """RoPE rotates pairs of query/key coordinates: it needs an even head_dim."""
+    if o["pos"] == "rope" and o["head_dim"] % 2:
+        raise UserError(
+            f"model '{family}': option 'pos'=rope needs an even head_dim, got {o['head_dim']}"
+        )
+
+
 def _rnn_base(o: Mapping[str, Any]) -> bool:
     return bool(o["base"] != "ssm")
 
@@ -255,11 +264,21 @@ class FamilyCard:
     cache: Callable[[Mapping[str, Any]], int]
     theorem_options: Callable[[Mapping[str, Any]], dict[str, Any]]
     uses_retrieval: bool = False
+    cross_check: Callable[[str, Mapping[str, Any]], None] | None = None
+    """Checks across options once all are resolved at a width (UserError naming them)."""
 
     def validate(self, width: int, given: Mapping[str, Any]) -> dict[str, Any]:
         """Every applicable option, defaults resolved at ``width`` (UserError naming a bad
         option and what is allowed)."""
-        return validate(self.family, self.options, width, given)
+        out = validate(self.family, self.options, width, given)
+        if self.cross_check is not None:
+            self.cross_check(self.family, out)
+        return out
+
+    def _resolved(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        """The options with defaults, for facts that do not depend on the width (no
+        cross-option check: that needs the real width's derived defaults)."""
+        return validate(self.family, self.options, _ANY_WIDTH, given)
 
     def model_class(
         self,
@@ -269,7 +288,7 @@ class FamilyCard:
     ) -> str:
         """The theory class of this family with ``options`` trained on ``task`` (with its full
         parameters ``task_params``): see the module docstring."""
-        base = self.base_class(self.validate(_ANY_WIDTH, options))
+        base = self.base_class(self._resolved(options))
         rule = CHAIN_OF_THOUGHT.get(task or "")
         if rule is not None and (task_params or {}).get(rule[0]) == rule[1]:
             if base.startswith("transformer"):
@@ -281,7 +300,7 @@ class FamilyCard:
     def state_per_width(self, options: Mapping[str, Any]) -> tuple[float, str]:
         """(s, text): the numbers of recurrent state per unit of width (0 for a Transformer,
         whose carried state is its key/value cache) and the rule in words."""
-        s, text = self.recurrent(self.validate(_ANY_WIDTH, options))
+        s, text = self.recurrent(self._resolved(options))
         return float(s), text
 
     def state_size(self, width: int, options: Mapping[str, Any], length: int) -> int:
@@ -293,7 +312,7 @@ class FamilyCard:
 
     def theorem_params(self, options: Mapping[str, Any]) -> dict[str, Any]:
         """Theorem parameters fixed by the options (``heads`` for attention; H20's ``cell``)."""
-        return self.theorem_options(self.validate(_ANY_WIDTH, options))
+        return self.theorem_options(self._resolved(options))
 
 
 def _recurrent_card(cell: str, cls: str, summary: str) -> FamilyCard:
@@ -358,6 +377,7 @@ CARDS: dict[str, FamilyCard] = {
         recurrent=_no_state,
         cache=lambda o: int(o["layers"]) * 2 * int(o["heads"]) * int(o["head_dim"]),
         theorem_options=lambda o: {"heads": o["heads"]},
+        cross_check=check_attention,
     ),
     "hybrid": FamilyCard(
         family="hybrid",
@@ -368,6 +388,7 @@ CARDS: dict[str, FamilyCard] = {
         recurrent=_hybrid_state,
         cache=lambda o: 2 * int(o["heads"]) * int(o["head_dim"]),
         theorem_options=lambda o: {"heads": o["heads"]},
+        cross_check=check_attention,
     ),
 }
 

@@ -29,7 +29,6 @@ from sepbench.models.ssm import SSMLayer
 from sepbench.models.transformer import (
     Block,
     Positions,
-    check_attention_options,
     norm,
     resolve_scale,
 )
@@ -70,10 +69,6 @@ class HybridModel(SeqModel):
         )
         self.norm_f = norm(width, o["layer_norm"])
         self.readout = nn.Linear(width, vocab_size, bias=o["bias"])
-
-    @classmethod
-    def check_options(cls, width: int, o: dict[str, Any]) -> None:
-        check_attention_options(cls.family, width, o)
 
     def forward(self, inputs: Tensor) -> Tensor:
         self._check_inputs(inputs)

@@ -215,13 +215,6 @@ def resolve_scale(attn_scale: Any, head_dim: int) -> float:
     return 1.0 / math.sqrt(head_dim) if attn_scale == "sqrt" else float(attn_scale)
 
 
-def check_attention_options(family: str, width: int, o: dict[str, Any]) -> None:
-    if o["pos"] == "rope" and o["head_dim"] % 2:
-        raise UserError(
-            f"model '{family}': option 'pos'=rope needs an even head_dim, got {o['head_dim']}"
-        )
-
-
 class Positions(nn.Module):
     """Adds learned or sinusoidal positions to the residual stream (RoPE lives in attention)."""
 
@@ -321,7 +314,3 @@ class TransformerModel(SeqModel):
             new += [k, v]
         out: Tensor = self.readout(self.norm_f(x))
         return out, tuple(new)
-
-    @classmethod
-    def check_options(cls, width: int, o: dict[str, Any]) -> None:
-        check_attention_options(cls.family, width, o)

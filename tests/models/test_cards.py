@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from sepbench import models, theory
+from sepbench.errors import UserError
 from sepbench.models import cards
 from sepbench.models.cards import ModelFacts, model_class, state_per_width
 
@@ -129,3 +130,14 @@ def test_cards_and_the_reports_reading_modules_never_import_torch() -> None:
         "sys.exit('torch' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_cross_option_rules_live_in_the_card() -> None:
+    card = cards.card("transformer")
+    with pytest.raises(UserError, match="even head_dim"):
+        card.validate(6, {"pos": "rope", "heads": 2})  # head_dim 3
+    assert card.validate(8, {"pos": "rope", "heads": 2})["head_dim"] == 4
+    # width-free facts do not depend on the width's derived head_dim
+    assert model_class("transformer", {"pos": "rope"}) == "transformer-1"
+    with pytest.raises(UserError, match="even head_dim"):
+        cards.card("hybrid").state_size(6, {"pos": "rope", "heads": 2}, 4)
