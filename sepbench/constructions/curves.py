@@ -389,13 +389,10 @@ class SanityRow:
     ok: bool
 
 
-def model_class(construction: Construction) -> str | None:
-    """The catalogue model class of a construction (``transformer-2`` for the induction
-    construction, which has no catalogue record yet)."""
-    try:
-        return theory.get(construction.result_id).model_class
-    except UserError:
-        return "transformer-2" if construction.result_id == "IND" else None
+def model_class(construction: Construction) -> str:
+    """The catalogue model class of a construction's result (every registered construction's
+    result is catalogued; a test checks it)."""
+    return theory.get(construction.result_id).model_class
 
 
 def sanity(

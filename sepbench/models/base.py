@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from sepbench.models.options import Option
+from sepbench.params import Param
 
 State = tuple[Tensor, ...]
 
@@ -30,7 +30,8 @@ class SeqModel(nn.Module):
 
     family: ClassVar[str]
     summary: ClassVar[str]
-    options_spec: ClassVar[tuple[Option, ...]] = ()
+    options_spec: ClassVar[tuple[Param, ...]] = ()
+    """The family's option declarations: its card's (:mod:`sepbench.models.cards`)."""
     uses_retrieval: ClassVar[bool] = False
     """True for models whose generation loop lets a retriever write the token after the
     task's ``retrieval_trigger`` (the ``rag`` family); the model itself is unchanged."""
@@ -42,10 +43,6 @@ class SeqModel(nn.Module):
         self.options: dict[str, Any] = dict(options)
         self.seed: int | None = None
         """The seed ``build`` initialised this model with (None: the global torch RNG)."""
-
-    @classmethod
-    def check_options(cls, width: int, options: dict[str, Any]) -> None:
-        """Cross-option checks after validation; raise UserError naming the options."""
 
     # ----------------------------------------------------------------- contract
     def forward(self, inputs: Tensor) -> Tensor:  # pragma: no cover - abstract

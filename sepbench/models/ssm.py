@@ -35,7 +35,7 @@ from torch import Tensor, nn
 
 from sepbench.models.access import Weights
 from sepbench.models.base import SeqModel, State
-from sepbench.models.options import Option, int_option
+from sepbench.models.cards import CARDS
 from sepbench.models.transformer import norm
 
 CHUNK = 8
@@ -160,23 +160,12 @@ class SSMLayer(nn.Module):
         return x + self.out_proj(y), h
 
 
-def ssm_options() -> tuple[Option, ...]:
-    return (
-        int_option("state_dim", 16, "state entries per channel (n): the state is width × n"),
-        Option("gate", bool, True, "multiply the SSM output by silu(z) (Mamba's gate branch)"),
-    )
-
-
 class SSMModel(SeqModel):
     """Embedding → ``layers`` selective-SSM layers → final norm → readout."""
 
     family = "ssm"
-    summary = "diagonal selective state-space model (Mamba style, chunked parallel scan)"
-    options_spec = (
-        int_option("layers", 1, "number of SSM layers"),
-        *ssm_options(),
-        Option("layer_norm", bool, True, "pre-norm LayerNorms (constructions turn them off)"),
-    )
+    summary = CARDS["ssm"].summary
+    options_spec = CARDS["ssm"].options
 
     def __init__(self, vocab_size: int, width: int, options: dict[str, Any]) -> None:
         super().__init__(vocab_size, width, options)

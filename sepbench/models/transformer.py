@@ -43,9 +43,7 @@ from torch import Tensor, nn
 from sepbench.errors import UserError
 from sepbench.models.access import Weights
 from sepbench.models.base import SeqModel, State
-from sepbench.models.options import Option, int_option
-
-POSITIONS = ("learned", "sinusoidal", "none", "rope")
+from sepbench.models.cards import CARDS
 
 
 def sinusoidal(length: int, width: int, offset: int = 0, *, like: Tensor) -> Tensor:
@@ -217,59 +215,6 @@ def resolve_scale(attn_scale: Any, head_dim: int) -> float:
     return 1.0 / math.sqrt(head_dim) if attn_scale == "sqrt" else float(attn_scale)
 
 
-def attention_options(pos_default: str) -> tuple[Option, ...]:
-    """The options of an attention layer, shared by ``transformer`` and ``hybrid``."""
-    return (
-        int_option("heads", 1, "attention heads per layer"),
-        int_option(
-            "head_dim",
-            lambda width, o: max(1, width // o["heads"]),
-            "query/key/value dimension per head",
-            default_doc="width // heads",
-        ),
-        Option(
-            "pos",
-            str,
-            pos_default,
-            "position information: learned table, fixed sinusoids, none, or rotary (RoPE)",
-            choices=POSITIONS,
-        ),
-        int_option(
-            "max_len",
-            512,
-            "longest input (size of the learned position table)",
-            applies=lambda o: o["pos"] == "learned",
-            applies_doc="with pos=learned",
-        ),
-        Option(
-            "attn_scale",
-            float,
-            "sqrt",
-            "factor on q·k before the softmax: 'sqrt' = 1/sqrt(head_dim), or a number "
-            "(1.0 = no scaling, the theory's convention)",
-            words=("sqrt",),
-            check=lambda v: v > 0,
-            rule="a number > 0",
-        ),
-        Option("layer_norm", bool, True, "pre-norm LayerNorms (constructions turn them off)"),
-        int_option(
-            "mlp_width",
-            lambda width, o: 4 * width,
-            "hidden units of each ReLU MLP (0: attention-only layers)",
-            minimum=0,
-            default_doc="4 * width",
-        ),
-        Option("bias", bool, True, "biases in every linear map (attention, MLP, readout)"),
-    )
-
-
-def check_attention_options(family: str, width: int, o: dict[str, Any]) -> None:
-    if o["pos"] == "rope" and o["head_dim"] % 2:
-        raise UserError(
-            f"model '{family}': option 'pos'=rope needs an even head_dim, got {o['head_dim']}"
-        )
-
-
 class Positions(nn.Module):
     """Adds learned or sinusoidal positions to the residual stream (RoPE lives in attention)."""
 
@@ -305,11 +250,8 @@ class TransformerModel(SeqModel):
     """Decoder-only causal Transformer: embedding (+ positions) → L pre-norm layers → readout."""
 
     family = "transformer"
-    summary = "causal softmax Transformer (explicit W_Q, W_K, W_V, W_O; ReLU MLPs; residuals)"
-    options_spec = (
-        int_option("layers", 1, "number of attention layers"),
-        *attention_options("learned"),
-    )
+    summary = CARDS["transformer"].summary
+    options_spec = CARDS["transformer"].options
 
     def __init__(self, vocab_size: int, width: int, options: dict[str, Any]) -> None:
         super().__init__(vocab_size, width, options)
@@ -372,7 +314,3 @@ class TransformerModel(SeqModel):
             new += [k, v]
         out: Tensor = self.readout(self.norm_f(x))
         return out, tuple(new)
-
-    @classmethod
-    def check_options(cls, width: int, o: dict[str, Any]) -> None:
-        check_attention_options(cls.family, width, o)

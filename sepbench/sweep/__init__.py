@@ -20,9 +20,10 @@ and its probe) and ``sepbench --help`` do not pay for pydantic.
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from sepbench import lazy
 
 DEFAULT_OUT = Path("runs")
 """Default directory of study stores: ``runs/<study name>.sqlite``."""
@@ -119,15 +120,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-        globals()[name] = value
-        return value
-    if name in _MODULES:
-        return importlib.import_module(f"{__name__}.{name}")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__) | _MODULES)
+__getattr__, __dir__ = lazy.attributes(__name__, _EXPORTS, _MODULES, __all__)

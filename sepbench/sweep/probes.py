@@ -8,6 +8,10 @@ runs trials that differ only in their seed together (used for studies with
 :func:`sepbench.training.fit` (or, for the ensemble trainer,
 :func:`~sepbench.training.fit_ensemble`); :class:`FakeProbe` is a deterministic stand-in for
 tests and benchmarks.
+
+:class:`TrainingProbe` records in each outcome's details, besides the trainer's result, the
+facts of the model it trained (:class:`sepbench.models.cards.ModelFacts`: state size,
+parameter count, theory class), so the report reads them instead of recomputing them.
 """
 
 from __future__ import annotations
@@ -109,17 +113,19 @@ class TrainingProbe:
             device=self.device,
             threads=threads,
         )
+        details = result.to_dict()
+        details.update(_model_facts(model, task, trial.length))
         return ProbeOutcome(
             reached=bool(result.reached),
             accuracy=float(result.sequence_accuracy),
             steps=int(result.steps),
             wall_s=float(result.wall_time),
-            details=result.to_dict(),
+            details=details,
         )
 
     def batch(self, trials: list[TrialSpec]) -> list[ProbeOutcome]:
         """Train ``trials`` (one configuration and width, different seeds) as one ensemble."""
-        from sepbench import tasks, training
+        from sepbench import models, tasks, training
         from sepbench.sweep.executors import worker_threads
 
         if not trials:
@@ -142,10 +148,16 @@ class TrainingProbe:
             threads=worker_threads(),
         )
         replicates = [t.replicate for t in trials]
+        # every member has this architecture: its facts, read off one built copy
+        member = models.build(
+            first.family, len(task.vocab), first.width, seed=0, options=first.model_options
+        )
+        facts = _model_facts(member, task, first.length)
         outcomes = []
         for result in results:
             details = result.to_dict()
             details["ensemble"] = {"members": len(trials), "replicates": replicates}
+            details.update(facts)
             outcomes.append(
                 ProbeOutcome(
                     reached=bool(result.reached),
@@ -156,6 +168,15 @@ class TrainingProbe:
                 )
             )
         return outcomes
+
+
+def _model_facts(model: Any, task: Any, length: int) -> dict[str, Any]:
+    """The details entry recording the trained model's facts (state size at the task's token
+    length for N = ``length``, parameters, theory class): see ``models.cards.ModelFacts``."""
+    from sepbench.models.cards import ModelFacts
+
+    facts = ModelFacts.of(model, task.name, task.params, task.max_tokens(length))
+    return {ModelFacts.KEY: facts.to_dict()}
 
 
 def _trial_budget(trial: TrialSpec) -> Any:

@@ -72,6 +72,7 @@ def fields(result: Result) -> list[tuple[str, str]]:
         ("form", f"{result.form} (growth of the {result.quantity} in N)"),
         ("bound (theory.md)", result.statement),
         ("width_bound", result.formula),
+        *([("lower_width", result.lower_formula)] if result.lower_formula else []),
         ("exact constants", "yes" if result.exact else "no: only the growth form is meaningful"),
         ("parameters", params),
         ("assumptions", result.assumptions),
