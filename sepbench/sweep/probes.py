@@ -119,7 +119,7 @@ class TrainingProbe:
 
     def batch(self, trials: list[TrialSpec]) -> list[ProbeOutcome]:
         """Train ``trials`` (one configuration and width, different seeds) as one ensemble."""
-        from sepbench import tasks, training
+        from sepbench import models, tasks, training
         from sepbench.sweep.executors import worker_threads
 
         if not trials:
@@ -129,18 +129,20 @@ class TrainingProbe:
         if any(t.batch_key() != key for t in trials[1:]):
             raise ValueError("batch(): trials differ in more than their seed")
         task = tasks.make(first.task, **first.task_params)
-        results = training.fit_ensemble(
-            first.family,
-            first.width,
-            dict(first.model_options),
+        seeds = [t.seed for t in trials]
+        ensemble = models.build_ensemble(
+            first.family, len(task.vocab), first.width, seeds, options=first.model_options
+        )
+        results = training.train(
+            ensemble,
             task,
             first.length,
             _trial_budget(first),
-            [t.seed for t in trials],
+            seeds,
             first.threshold,
             device=self.device,
             threads=worker_threads(),
-        )
+        ).results
         replicates = [t.replicate for t in trials]
         outcomes = []
         for result in results:
