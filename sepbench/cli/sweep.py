@@ -77,7 +77,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         for plan in plans:
             print(
                 f"  {plan.describe()}  widths {plan.grid.minimum}..{plan.grid.maximum}"
-                f" step {plan.grid.resolution}, {plan.budget.steps} steps"
+                f" step {plan.grid.resolution}, {plan.config.budget.steps} steps"
             )
         return 0
     summary = sweep.run_study(

@@ -10,8 +10,9 @@ The sweep touches training through one function, a *probe*:
 :class:`FakeProbe`).
 
 Modules: ``spec`` (study specs), ``plan`` (spec -> searches), ``search`` (the minimal-width
-state machine), ``trial`` (trial config, key, seed), ``store`` (SQLite), ``executors`` (inline,
-local pool, Ray), ``probes`` (training and fake probes), ``runner`` (``run_study``), ``summary``
+state machine), ``trial`` (a search's configuration; a trial, its key and seed), ``laws``
+(growth laws of budgets and fake probes), ``store`` (SQLite), ``executors`` (inline, local
+pool, Ray), ``probes`` (training and fake probes), ``runner`` (``run_study``), ``summary``
 (per-seed results, median/range rows, CSV/DataFrame tables).
 
 Names are imported on first use, so a pool worker (which needs only ``trial``, ``executors``
@@ -58,6 +59,7 @@ _EXPORTS = {
     "WidthRow": "summary",
     "summarize": "summary",
     "ProbeOutcome": "trial",
+    "SearchConfig": "trial",
     "TrialBudget": "trial",
     "TrialSpec": "trial",
     "derive_seed": "trial",
@@ -81,7 +83,13 @@ if TYPE_CHECKING:
     )
     from sepbench.sweep.store import Store, TrialRecord
     from sepbench.sweep.summary import SearchResult, StudySummary, WidthRow, summarize
-    from sepbench.sweep.trial import ProbeOutcome, TrialBudget, TrialSpec, derive_seed
+    from sepbench.sweep.trial import (
+        ProbeOutcome,
+        SearchConfig,
+        TrialBudget,
+        TrialSpec,
+        derive_seed,
+    )
 
 __all__ = [
     "DEFAULT_OUT",
@@ -95,6 +103,7 @@ __all__ = [
     "Observation",
     "Probe",
     "ProbeOutcome",
+    "SearchConfig",
     "SearchPlan",
     "SearchResult",
     "Store",

@@ -188,10 +188,10 @@ def search_results(
             status, width, probes, viol, ok = "incomplete", None, len(obs), violations(obs), True
         out.append(
             SearchResult(
-                task=plan.task_label,
-                model=plan.model_label,
-                length=plan.length,
-                replicate=plan.replicate,
+                task=plan.config.task_label,
+                model=plan.config.model_label,
+                length=plan.config.length,
+                replicate=plan.config.replicate,
                 status=status,
                 width=width,
                 max_width=plan.grid.width(plan.grid.k_max),

@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
+import typing
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from sepbench.sweep import Store, plan_study
+from sepbench.sweep import Budget, FakeProbe, Store, TrialBudget, plan_study
+from sepbench.sweep.laws import LAWS
 from sepbench.sweep.trial import canonical_json
 from tests.sweep.common import make_spec
 
@@ -120,3 +124,28 @@ def test_the_shipped_store_is_reproduced_trial_by_trial() -> None:
         trial = plans[r.search_key].trial(r.width, r.attempt)
         assert (trial.key, trial.seed) == (r.key, r.seed)
         assert trial.config() == r.config
+
+
+def test_a_trial_refers_to_its_search_and_survives_pickling() -> None:
+    """The trial holds its search's configuration itself (no field-by-field copy), and a trial
+    sent to a worker process (pickle) keeps its key, search key and seed."""
+    plan = plan_study(make_spec(**SPECS["ensemble-scaled"]))[5]
+    trial = plan.trial(8, 1)
+    assert trial.search is plan.config and trial.search_key == plan.search_key
+    back = pickle.loads(pickle.dumps(trial))
+    assert (back.key, back.search_key, back.seed) == (trial.key, trial.search_key, trial.seed)
+    assert back == trial and back.batch_key() == trial.batch_key()
+    assert json.loads(json.dumps(asdict(trial)))["search"]["budget"] == asdict(trial.search.budget)
+
+
+def test_one_table_of_growth_laws_scales_budgets_and_fake_probes() -> None:
+    scales = typing.get_args(Budget.model_fields["scale"].annotation)
+    assert set(scales) == set(LAWS)
+    budget = Budget(steps=100, batch_size=4, lr=0.5, scale="sqrt", options={"warmup": 3})
+    assert budget.steps_at(64, 16) == 200 and budget.steps_at(4, 16) == 50
+    resolved = budget.at(64, 16)
+    assert resolved == TrialBudget(200, 4, 0.5, {"warmup": 3})
+    trainer = resolved.for_trainer()
+    assert (trainer.max_steps, trainer.batch_size, trainer.lr, trainer.warmup) == (200, 4, 0.5, 3)
+    assert FakeProbe(law="sqrt").threshold("lstm", 64) == 8
+    assert FakeProbe(law="log").threshold("lstm", 1) == 1  # log2(max(N, 2))
