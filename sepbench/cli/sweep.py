@@ -148,8 +148,10 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from sepbench.sweep.export import write_csv
+
     with sweep.Store.open(args.store) as store:
-        rows = store.export_csv(args.csv, args.table)
+        rows = write_csv(store, args.csv, args.table)
     if args.csv and args.csv != "-":
         print(f"wrote {rows} rows to {args.csv}")
     return 0

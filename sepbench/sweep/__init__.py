@@ -13,7 +13,7 @@ Modules: ``spec`` (study specs), ``plan`` (spec -> searches), ``search`` (the mi
 state machine), ``trial`` (a search's configuration; a trial, its key and seed), ``laws``
 (growth laws of budgets and fake probes), ``store`` (SQLite), ``executors`` (inline, local
 pool, Ray), ``probes`` (training and fake probes), ``runner`` (``run_study``), ``summary``
-(per-seed results, median/range rows, CSV/DataFrame tables).
+(per-seed results, median/range rows), ``export`` (the flat tables as CSV / DataFrame).
 
 Names are imported on first use, so a pool worker (which needs only ``trial``, ``executors``
 and its probe) and ``sepbench --help`` do not pay for pydantic.
@@ -52,6 +52,8 @@ _EXPORTS = {
     "TaskSpec": "spec",
     "WidthSearch": "spec",
     "load_spec": "spec",
+    "to_dataframe": "export",
+    "write_csv": "export",
     "Store": "store",
     "TrialRecord": "store",
     "SearchResult": "summary",
@@ -68,6 +70,7 @@ _MODULES = frozenset(_EXPORTS.values())
 
 if TYPE_CHECKING:
     from sepbench.sweep.executors import worker_threads
+    from sepbench.sweep.export import to_dataframe, write_csv
     from sepbench.sweep.plan import SearchPlan, plan_study
     from sepbench.sweep.probes import FakeProbe, TrainingProbe
     from sepbench.sweep.runner import run_study, store_path
@@ -124,7 +127,9 @@ __all__ = [
     "run_study",
     "store_path",
     "summarize",
+    "to_dataframe",
     "worker_threads",
+    "write_csv",
 ]
 
 
