@@ -152,3 +152,26 @@ def test_the_graph_sees_every_form_of_import(tmp_path: Path) -> None:
     assert graph["pkg.a"] == {"pkg.sub.b"} and graph["pkg.sub.b"] == {"pkg.sub"}
     assert graph["pkg.d"] == set() and graph["pkg.e"] == {"pkg.d"}
     assert cycles(graph) == [["pkg.a", "pkg.sub.b", "pkg.sub", "pkg.sub.c", "pkg.a"]]
+
+
+LAYERS = {"cli": 3, "mainjob": 2, "docgen": 2, "report": 1}
+"""Packages above the domain packages (rank 0: tasks, theory, constructions, models, training,
+sweep, ...): ``report`` reads them, ``docgen`` and ``mainjob`` use ``report``, the CLI calls
+everything. ``python -m sepbench`` (``sepbench.__main__``) is the CLI's entry."""
+
+
+def _rank(module: str) -> tuple[str, int]:
+    part = module.split(".")[1] if "." in module else ""
+    part = "cli" if part == "__main__" else part
+    return part, LAYERS.get(part, 0)
+
+
+def test_no_module_imports_a_layer_above_its_own() -> None:
+    upward = []
+    for module, targets in import_graph(PACKAGE).items():
+        own, rank = _rank(module)
+        for target in sorted(targets):
+            other, other_rank = _rank(target)
+            if other_rank > rank or (other_rank == rank > 0 and other != own):
+                upward.append(f"{module} -> {target}")
+    assert not upward, "imports upwards: " + "; ".join(upward)
