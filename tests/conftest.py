@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -46,3 +47,14 @@ def fake_constructions(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, list[
 
     monkeypatch.setattr("sepbench.sweep.constructive.constructive_widths", fake)
     return calls
+
+
+@pytest.fixture
+def study(tmp_path: Path) -> Path:
+    """A tiny study file (``tiny.toml``: index_lookup, LSTM, N = 2, 4, 8) for the main job."""
+    from tests.sweep.common import make_spec
+
+    path = tmp_path / "tiny.toml"
+    spec = make_spec(name="tiny", lengths=[2, 4, 8], models=[{"family": "lstm"}])
+    path.write_text(spec.to_toml())
+    return path

@@ -13,15 +13,6 @@ import pytest
 from sepbench import mainjob
 from sepbench.errors import UserError
 from sepbench.sweep import constructive
-from tests.sweep.common import make_spec
-
-
-@pytest.fixture
-def study(tmp_path: Path) -> Path:
-    path = tmp_path / "tiny.toml"
-    spec = make_spec(name="tiny", lengths=[2, 4, 8], models=[{"family": "lstm"}])
-    path.write_text(spec.to_toml())
-    return path
 
 
 def test_quick_uses_the_shipped_quick_study_or_cuts_one_down(study: Path) -> None:

@@ -26,14 +26,6 @@ def run(*args: str) -> int:
     return cli.main(["run", *args, "--executor", "inline", "--no-progress"])
 
 
-@pytest.fixture
-def study(tmp_path: Path) -> Path:
-    path = tmp_path / "tiny.toml"
-    spec = make_spec(name="tiny", lengths=[2, 4, 8], models=[{"family": "lstm"}])
-    path.write_text(spec.to_toml())
-    return path
-
-
 def _undated(text: str) -> str:
     return "\n".join(line for line in text.splitlines() if not line.startswith("- generated "))
 
