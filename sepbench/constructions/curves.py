@@ -19,7 +19,7 @@
   bits per number (state size × bits for recurrent models) against every lower (or tight)
   result of the catalogue for the same task and class.
 
-All of it is plain data (dataclasses) for the CLI and :mod:`~sepbench.constructions.docs`.
+All of it is plain data (dataclasses) for the CLI and :mod:`~sepbench.docgen.constructions`.
 """
 
 from __future__ import annotations

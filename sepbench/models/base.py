@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-import torch
 from torch import Tensor, nn
 
 from sepbench.params import Param
@@ -103,9 +102,3 @@ class SeqModel(nn.Module):
     def extra_repr(self) -> str:
         opts = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
         return f"family={self.family!r}, vocab_size={self.vocab_size}, width={self.width}, {opts}"
-
-
-def dtype_of(module: nn.Module) -> torch.dtype:
-    for p in module.parameters():
-        return p.dtype
-    return torch.get_default_dtype()

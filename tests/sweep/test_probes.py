@@ -84,15 +84,15 @@ def test_training_probe_records_the_facts_of_the_model_it_trained() -> None:
     model = {"family": "transformer", "options": {"layers": 2, "heads": 2}}
     spec = make_spec(models=[model], trainer="ensemble", **{**TINY, "seeds": 2})
     first, second = (plan.trial(4) for plan in plan_study(spec))
-    task = tasks.make(first.task, **first.task_params)
+    task = tasks.make(first.search.task, **first.search.task_params)
     built = models.build("transformer", len(task.vocab), 4, layers=2, heads=2)
-    tokens = task.max_tokens(first.length)
+    tokens = task.max_tokens(first.search.length)
     expected = ModelFacts("transformer-2", built.state_size(tokens), tokens,
                           built.num_parameters(), 4)  # fmt: skip
     assert expected.state_size == 2 * 2 * 2 * 2 * tokens  # layers · (k, v) · heads · head_dim
     outcomes = [
         *TrainingProbe().batch([first, second]),
-        TrainingProbe()(replace(first, trainer="single")),
+        TrainingProbe()(replace(first, search=replace(first.search, trainer="single"))),
     ]
     for outcome in outcomes:
         assert ModelFacts.from_details(outcome.details) == expected
