@@ -7,17 +7,20 @@ L_t[c] = Σ_{i≤t} a_i[c], plus the mean and variance of all state entries. The
 
 :func:`detect_collapse` applies capacity.md's rules, per row and then over rows:
 
-* **outlier** at (layer, t): some channel's norm > ``factor`` (10) × the median channel norm;
-* **variance jump** at (layer, t): variance of the state entries > ``factor`` × its value at the
-  reference step (the last traced step ≤ T_train);
-* a row has **collapsed** at t > T_train if some layer shows either; its onset is the first
-  such t; the model's onset t* is the first traced t by which at least half the rows have
-  collapsed (the median row onset; None: fewer than half ever do). capacity.md says "first t";
-  the search starts past the reference step because inside the training length a channel
-  above 10 × the median is how a trained model works — in the first steps, before most
-  channels hold anything, tiny SSMs trained on a counting task show such ratios routinely (and
-  the variance criterion is relative to T_train anyway). In-distribution outliers are still
-  reported (``outlier_rows`` at steps ≤ T_train);
+* **outlier** at (layer, t): a channel whose norm > ``factor`` (10) × the median channel norm;
+  it is **new** if it was no outlier at the reference step (the last traced step ≤ T_train);
+* **variance jump** at (layer, t): variance of the state entries > ``factor`` × its value at
+  the reference step;
+* a row has **collapsed** at t > T_train if some layer shows a new outlier or a variance jump;
+  its onset is the first such t; the model's onset t* is the first traced t by which at least
+  half the rows have collapsed (the median row onset; None: fewer than half ever do).
+  capacity.md says "first t with an outlier": two refinements, both measured on tiny SSMs
+  trained on a counting task (tests/models/test_ssm_collapse.py): the search starts past the
+  training length, and an outlier already present at T_train does not count — in those
+  models one channel of eight routinely sits above 10 × the median *inside* the training
+  length (that is how they count), and without the refinements every model, mitigated or
+  not, would "collapse" at the first step past T_train. Raw outliers stay reported
+  (``outlier_rows``);
 * **first-token retention** ρ_t[c] = exp(L_t[c] − L_1[c]) (what is left at t of the first
   token's write); a channel with median ρ_{T_train} > 0.5 never forgot during training.
 
@@ -75,9 +78,10 @@ class CollapseReport:
     variance: np.ndarray
     """``[layers, steps]``: the variance of the state entries, averaged over rows."""
     outlier_rows: np.ndarray
-    """``[layers, steps]``: fraction of rows with an outlier channel."""
+    """``[layers, steps]``: fraction of rows with an outlier channel (new or not)."""
     outlier_channels: tuple[tuple[int, ...], ...]
-    """Per layer: channels that are outliers in at least half the rows at some traced step."""
+    """Per layer: channels that are new outliers in at least half the rows at some traced
+    step past T_train (the collapsing channels)."""
     row_onsets: tuple[int | None, ...]
     onset: int | None
     """t*: the first traced step past T_train by which at least half the rows have collapsed."""
@@ -107,10 +111,11 @@ def detect_collapse(
     norms = trace.norms  # [l, r, s, c]
     median = np.median(norms, axis=-1)  # [l, r, s]
     outlier = norms > factor * median[..., None]  # [l, r, s, c]
-    row_outlier = outlier.any(axis=-1)
+    new = outlier & ~outlier[:, :, ref : ref + 1]
+    new[:, :, : ref + 1] = False  # the search starts past the training length
     jump = trace.variance > factor * trace.variance[:, :, ref : ref + 1]
-    collapsed = (row_outlier | jump).any(axis=0)  # [r, s]
-    collapsed[:, : ref + 1] = False  # the search starts past the training length
+    collapsed = (new.any(axis=-1) | jump).any(axis=0)  # [r, s]
+    collapsed[:, : ref + 1] = False
     row_onsets = tuple(int(steps[np.argmax(row)]) if row.any() else None for row in collapsed)
     share = collapsed.cumsum(axis=1).clip(max=1).mean(axis=0)  # rows collapsed by each step
     half = np.flatnonzero(share >= 0.5)
@@ -122,10 +127,10 @@ def detect_collapse(
         median_norm=median.mean(axis=1),
         max_norm=norms.max(axis=-1).mean(axis=1),
         variance=trace.variance.mean(axis=1),
-        outlier_rows=row_outlier.mean(axis=1),
+        outlier_rows=outlier.any(axis=-1).mean(axis=1),
         outlier_channels=tuple(
             tuple(int(c) for c in np.flatnonzero((layer.mean(axis=0) >= 0.5).any(axis=0)))
-            for layer in outlier
+            for layer in new
         ),
         row_onsets=row_onsets,
         onset=int(steps[half[0]]) if len(half) else None,
