@@ -18,8 +18,9 @@ returns a weight-sharing copy that changes this recurrence at inference time onl
     the state of its last W inputs alone (h_{t−W} = 0 for t ≤ W). Exact for the linear
     recurrence *per layer*: with ≥ 2 layers, layer 2's last W inputs depend on layer 1's
     outputs over 2W − 1 tokens, so the model is not the model run on its last W tokens
-    (receptive field layers·(W − 1) + 1). The parallel path is the banded quadratic form
-    (``ssm_scan.window_scan``: no long state, nothing cancels); the incremental path keeps the
+    (receptive field layers·(W − 1) + 1). The parallel path splits time into blocks of W
+    (``ssm_scan.window_scan``: linear in T, no long state, nothing cancels); the incremental
+    path keeps the
     last W states and W − 1 log-decays (W × the state, like a W-token KV cache) and subtracts —
     in float32 a collapsed state loses digits in that difference, so compare the two in
     float64. Not combinable with ``state_norm`` (renormalisation makes the recurrence
@@ -43,8 +44,7 @@ import torch
 from torch import Tensor
 
 from sepbench.errors import UserError
-from sepbench.models.ssm_scan import CHUNK, Renorm, ScanOut, renorm_factor, scan, window_scan
-from sepbench.models.ssm_scan import window_states as _window_states
+from sepbench.models.ssm_scan import Renorm, ScanOut, renorm_factor, scan, window_scan
 
 if TYPE_CHECKING:
     from sepbench.models.ssm import SSMModel
@@ -161,9 +161,7 @@ def layer_scan(
     """The parallel path of one layer under ``inf``: outputs C_t · (state read at t) and, with
     ``stride``, the states read after every ``stride``-th token."""
     if inf.window is not None:
-        y = window_scan(a, x, B, C, inf.window, chunk=CHUNK)
-        states = _window_states(a, x, B, inf.window, stride) if stride > 0 else None
-        return ScanOut(y, states)
+        return window_scan(a, x, B, C, inf.window, stride=stride)
     renorm = None
     if inf.state_norm is not None:
         renorm = Renorm(inf.renorm_every, inf.tau(layer, a))

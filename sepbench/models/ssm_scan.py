@@ -67,18 +67,22 @@ def scan(
     chunk: int = CHUNK,
     stride: int = 0,
     renorm: Renorm | None = None,
+    restart: int = 0,
 ) -> ScanOut:
     """Outputs of the recurrence and, with ``stride`` > 0, its states every ``stride`` steps.
 
     With ``renorm`` the state is renormalised after every ``renorm.every``-th step, before that
-    step's output is read: the chunk length becomes the largest divisor of ``every`` that is
-    ≤ ``chunk``, so renormalisation points are chunk ends and the inter-chunk loop applies
-    them (the map is nonlinear in h, so that loop is the only exact place for it). States at a
-    renormalisation step are the renormalised ones.
+    step's output is read (the map is nonlinear in h, so the inter-chunk loop is the only
+    exact place for it); states at a renormalisation step are the renormalised ones. With
+    ``restart`` > 0 the state handed on after every ``restart``-th step is zero: each block
+    of ``restart`` steps is scanned from h = 0 (``window_scan`` builds on this). Either way
+    the chunk length becomes the largest divisor of that period ≤ ``chunk``, so the points
+    where the loop acts are chunk ends.
     """
     lead, (t_len, d), n = a.shape[:-2], a.shape[-2:], B.shape[-1]
-    if renorm is not None:
-        chunk = max(k for k in range(1, min(chunk, renorm.every) + 1) if renorm.every % k == 0)
+    period = renorm.every if renorm is not None else restart
+    if period:
+        chunk = max(k for k in range(1, min(chunk, period) + 1) if period % k == 0)
     k = max(1, min(chunk, t_len))
     pad = (-t_len) % k
     flat = [v.reshape(-1, t_len, v.shape[-1]) for v in (a, x, B, C)]
@@ -89,7 +93,7 @@ def scan(
     L = a4.cumsum(dim=2)  # log-decay from the chunk start through each step
 
     y, S = _intra(L, x4, B4, C4)
-    h_in, h_out, factor = _carry(L[:, :, -1], S, k, t_len, renorm)
+    h_in, h_out, factor = _carry(L[:, :, -1], S, k, t_len, renorm, restart)
     y = y + torch.exp(L) * (C4 @ h_in.transpose(-1, -2))  # C_t · exp(L_t) H_in  [r, c, k, d]
     if factor is not None:  # the output at a renormalisation step reads the rescaled state
         y = torch.cat([y[:, :, :-1], y[:, :, -1:] * factor.unsqueeze(2)], dim=2)
@@ -131,27 +135,32 @@ def _intra(L: Tensor, x: Tensor, B: Tensor, C: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def _carry(
-    L_end: Tensor, S: Tensor, k: int, t_len: int, renorm: Renorm | None
+    L_end: Tensor, S: Tensor, k: int, t_len: int, renorm: Renorm | None, restart: int = 0
 ) -> tuple[Tensor, Tensor, Tensor | None]:
     """The inter-chunk pass: H_out[c] = exp(Λ_c) H_in[c] + S_c, H_in[c + 1] = H_out[c],
     H_in[0] = 0 — one [rows, d, n] update per chunk. With ``renorm``, H_out is rescaled at
-    renormalisation points; returns (H_in, H_out, per-chunk factors [rows, chunks, d] or None)."""
+    renormalisation points; with ``restart``, H_in is zero after every restart point.
+    Returns (H_in, H_out, per-chunk factors [rows, chunks, d] or None)."""
     rows, nc, d, n = S.shape
     decay = torch.exp(L_end).unsqueeze(-1)  # [r, c, d, 1]
-    h = S.new_zeros(rows, d, n)
-    outs, factors = [], []
+    zero = S.new_zeros(rows, d, n)
     one = S.new_ones(rows, d)
+    h = zero
+    ins, outs, factors = [], [], []
     for c in range(nc):
+        ins.append(h)
         h = decay[:, c] * h + S[:, c]
-        if renorm is not None and (c + 1) * k % renorm.every == 0 and (c + 1) * k <= t_len:
+        end = (c + 1) * k
+        if renorm is not None and end % renorm.every == 0 and end <= t_len:
             f = renorm_factor(h, renorm.tau)
             h = h * f.unsqueeze(-1)
             factors.append(f)
         else:
             factors.append(one)
         outs.append(h)
-    h_out = torch.stack(outs, dim=1)
-    h_in = torch.cat([h_out.new_zeros(rows, 1, d, n), h_out[:, :-1]], dim=1)
+        if restart and end % restart == 0:
+            h = zero
+    h_in, h_out = torch.stack(ins, dim=1), torch.stack(outs, dim=1)
     return h_in, h_out, torch.stack(factors, dim=1) if renorm is not None else None
 
 
@@ -190,58 +199,45 @@ def _states_at(
 
 
 def window_scan(
-    a: Tensor, x: Tensor, B: Tensor, C: Tensor, window: int, *, chunk: int = CHUNK
-) -> Tensor:
-    """The banded form of the sliding window: y_t = Σ_{t−W<s≤t} (C_t·B_s) exp(L_t − L_s) x_s,
-    i.e. C_t · h_t^(W) with h_t^(W) the state of the last W tokens alone.
+    a: Tensor, x: Tensor, B: Tensor, C: Tensor, window: int, *, stride: int = 0
+) -> ScanOut:
+    """The sliding window: y_t = C_t · h_t^(W), h_t^(W) = Σ_{t−W<s≤t} exp(L_t − L_s) x_s B_s
+    (the state of the last W steps alone), and with ``stride`` those states every ``stride``
+    steps. Linear in T, and nothing cancels.
 
-    Query chunks of k steps read a key span of k + W − 1 steps (the sequence is padded in
-    front with W − 1 zero steps); the log-decay is summed inside each span, so again only
-    exponentials of non-positive numbers appear, and no long state is ever formed (collapsed
-    states do not cancel here as they do in the difference h_t − exp(L_t − L_{t−W}) h_{t−W}).
-    Work O(T·(W + k)·d), built in slices of at most ``SCAN_FLOATS`` floats. Shapes as
-    ``selective_scan``.
+    Cut time into blocks of W steps. For t in block j, the window is the head of block j up
+    to t plus the tail of block j − 1 after t − W:
+
+        h_t^(W) = P_t + exp(L_t − L_{jW}) R_{j−1}(t − W + 1),
+
+    with P_t the state of block j alone (``scan`` restarted every W steps; L_{jW} the
+    log-decay through the last step of block j − 1) and R_{j−1}(r) = Σ_{r≤s in block j−1}
+    exp(L_end − L_s) x_s B_s the suffix state of block j − 1 (a reverse cumulative sum of
+    terms whose exponents are ≤ 0). Work O(T·(k + n)·d) — not O(T·W·d) like the banded
+    quadratic form capacity.md sketches, and no long state is formed, so the collapsed states
+    that nearly cancel in h_t − exp(L_t − L_{t−W}) h_{t−W} never appear. Suffix states take
+    T·d·n floats a row, built for groups of rows of at most 4·``SCAN_FLOATS`` floats.
     """
-    lead, (t_len, d) = a.shape[:-2], a.shape[-2:]
-    k = max(1, min(chunk, t_len))
-    pad = (-t_len) % k
-    span = k + window - 1
-    flat = [F.pad(v.reshape(-1, t_len, v.shape[-1]), (0, 0, window - 1, pad)) for v in (a, x, B)]
-    rows, nc = flat[0].shape[0], (t_len + pad) // k
-    Cq = F.pad(C.reshape(-1, t_len, C.shape[-1]), (0, 0, 0, pad)).reshape(rows, nc, k, -1)
-    # key span of chunk c: padded steps [c·k, c·k + span) (a view); its last k are the queries
-    aw, xw, Bw = (v.unfold(1, span, k).transpose(-1, -2) for v in flat)  # [r, c, span, ·]
-    j = torch.arange(span, device=a.device).view(1, -1)
-    i = torch.arange(k, device=a.device).view(-1, 1)
-    outside = ((j < i) | (j > i + window - 1))[:, :, None]  # keep t − W < s ≤ t
-    step = max(1, SCAN_FLOATS // (k * span * d))
-    parts = []
-    for r in range(rows):
-        for c in range(0, nc, step):
-            Lw = aw[r, c : c + step].cumsum(dim=1)  # [g, span, d]
-            seg = Lw[:, window - 1 :].unsqueeze(2) - Lw.unsqueeze(1)  # [g, k, span, d]
-            decay = torch.exp(seg.masked_fill(outside, float("-inf")))
-            cb = Cq[r, c : c + step] @ Bw[r, c : c + step].transpose(-1, -2)  # [g, k, span]
-            parts.append(((cb.unsqueeze(-1) * decay) * xw[r, c : c + step].unsqueeze(1)).sum(2))
-    y = torch.cat(parts) if parts else a.new_zeros(0, k, d)
-    return y.reshape(rows, nc * k, d)[:, :t_len].reshape(*lead, t_len, d)
-
-
-def window_states(a: Tensor, x: Tensor, B: Tensor, window: int, stride: int) -> Tensor:
-    """h_t^(W) = Σ_{t−W<s≤t} exp(L_t − L_s) x_s B_s after t = stride, 2·stride, … ≤ T tokens
-    (summed over each window directly, as in ``window_scan``) → ``[..., T // stride, d, n]``."""
     lead, (t_len, d), n = a.shape[:-2], a.shape[-2:], B.shape[-1]
-    pos = traced_positions(t_len, stride, a.device)
-    flat = [F.pad(v.reshape(-1, t_len, v.shape[-1]), (0, 0, window - 1, 0)) for v in (a, x, B)]
-    # padded steps [t, t + W) are the original t − W + 1 … t  (views [r, T, W, ·])
-    aw, xw, Bw = (v.unfold(1, window, 1).transpose(-1, -2) for v in flat)
-    step = max(1, SCAN_FLOATS // (window * d * max(1, n)))
-    parts = []
-    for r in range(flat[0].shape[0]):
-        for i in range(0, len(pos), step):
-            p = pos[i : i + step]
-            L = aw[r, p].cumsum(dim=1)  # [m, W, d]
-            w = torch.exp(L[:, -1:] - L) * xw[r, p]
-            parts.append(w.transpose(-1, -2) @ Bw[r, p])  # [m, d, n]
-    out = torch.cat(parts) if parts else a.new_zeros(0, d, n)
-    return out.reshape(*lead, len(pos), d, n)
+    head = scan(a, x, B, C, stride=stride, restart=window)
+    pad = (-t_len) % window
+    flat = [F.pad(v.reshape(-1, t_len, v.shape[-1]), (0, 0, 0, pad)) for v in (a, x, B, C)]
+    rows, nb = flat[0].shape[0], (t_len + pad) // window
+    group = max(1, 4 * SCAN_FLOATS // ((t_len + pad) * d * n))
+    ys, states = [], []
+    for r in range(0, rows, group):
+        ab, xb, Bb, Cb = (v[r : r + group].reshape(-1, nb, window, v.shape[-1]) for v in flat)
+        L = ab.cumsum(dim=2)  # from each block's start
+        terms = (torch.exp(L[:, :, -1:] - L) * xb).unsqueeze(-1) * Bb.unsqueeze(-2)
+        suffix = terms.flip(2).cumsum(dim=2).flip(2)  # R(r), r = 0 … W − 1  [g, b, W, d, n]
+        # at local step i of block j the tail is R_{j−1}(i + 1): shift by one step, one block
+        tail = F.pad(suffix[:, :-1, 1:], (0, 0, 0, 0, 0, 1, 1, 0))
+        tail = torch.exp(L).unsqueeze(-1) * tail  # [g, b, W, d, n]
+        ys.append((tail @ Cb.unsqueeze(-1)).squeeze(-1).reshape(-1, nb * window, d))
+        if stride > 0:
+            pos = traced_positions(t_len, stride, a.device)
+            states.append(tail.reshape(-1, nb * window, d, n)[:, pos])
+    y = head.y + torch.cat(ys)[:, :t_len].reshape(*lead, t_len, d)
+    if head.states is None:
+        return ScanOut(y, None)
+    return ScanOut(y, head.states + torch.cat(states).reshape(head.states.shape))

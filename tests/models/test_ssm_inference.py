@@ -208,9 +208,9 @@ def twin_weights(m: SSMModel, i: int):
     return Weights.of(m).sub(f"layers.{i}")
 
 
-def test_window_difference_form_matches_band_where_states_are_large() -> None:
+def test_window_difference_form_matches_block_form_where_states_are_large() -> None:
     """A collapsed-looking state (decay 1, constant writes, 3000 tokens): the incremental
-    difference form and the banded form still agree in float64."""
+    difference form and the block form still agree in float64."""
     m = model(seed=5)
     with torch.no_grad():
         m.layers[0].A_log.fill_(-40.0)
