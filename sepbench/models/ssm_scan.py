@@ -14,12 +14,16 @@ chunks of k steps (``CHUNK``):
   a chunk hands on is H_out = exp(Λ) H_in + S with Λ = the chunk's total log-decay and
   S = Σ_s exp(L_end − L_s) x_s B_s.
 
-Work O(T·k·d + T·d·n), memory O(T·k·d) for the outputs, built in slices of at most
+Work O(T·k·d + T·d·n); the intra-chunk tensors are built in slices of at most
 ``SCAN_FLOATS`` floats (the per-row cost no longer grows with (T/k)²: the earlier version
 passed states between chunks through a dense [chunks × chunks × d] decay tensor, 134 MB a row
 at T = 8192). The same pieces give the states every ``stride`` steps, the chunk-sequential
-renormalisation of ``state_norm`` and the banded form of the sliding window
-(``sepbench.models.ssm_inference``).
+renormalisation of ``state_norm`` and, with restarts, the sliding window
+(``window_scan``; options in ``sepbench.models.ssm_inference``).
+
+Without gradients the intra-chunk terms are formed in place (no temporaries); with them,
+out of place — the same arithmetic. Above the diagonal (s > t) L_t − L_s is clamped to 0 so
+exp never overflows, and the read-write products C_t·B_s are zero there.
 """
 
 from __future__ import annotations
@@ -216,9 +220,14 @@ def window_scan(
     terms whose exponents are ≤ 0). Work O(T·(k + n)·d) — not O(T·W·d) like the banded
     quadratic form capacity.md sketches, and no long state is formed, so the collapsed states
     that nearly cancel in h_t − exp(L_t − L_{t−W}) h_{t−W} never appear. Suffix states take
-    T·d·n floats a row, built for groups of rows of at most 4·``SCAN_FLOATS`` floats.
+    T·d·n floats a row, built for groups of rows of at most 4·``SCAN_FLOATS`` floats. The
+    restarts need chunk ends at multiples of W: a W with no divisor from 2 to ``CHUNK`` (a
+    prime, say) scans one step per chunk — correct, but a Python loop over T (as is a prime
+    ``renorm_every``).
     """
     lead, (t_len, d), n = a.shape[:-2], a.shape[-2:], B.shape[-1]
+    if window >= t_len:  # every window holds the whole prefix
+        return scan(a, x, B, C, stride=stride)
     head = scan(a, x, B, C, stride=stride, restart=window)
     pad = (-t_len) % window
     flat = [F.pad(v.reshape(-1, t_len, v.shape[-1]), (0, 0, 0, pad)) for v in (a, x, B, C)]
