@@ -197,7 +197,7 @@ def test_float32_scan_is_finite_and_close_at_long_length() -> None:
 
 def test_gradients_are_correct() -> None:
     """gradcheck (finite differences, float64) through the intra-chunk form, the inter-chunk
-    loop, renormalisation, strided states and the banded window."""
+    loop, renormalisation, strided states and the sliding window (block form)."""
     a, x, B, C = inputs(2, 2 * 4 + 3, 2, 2, seed=6)
     a = a - 0.05  # off a = 0, where the intra-chunk clamp of L_t − L_s at 0 has its kink
     args = tuple(v.clone().requires_grad_() for v in (a, x, B, C))
