@@ -37,7 +37,11 @@ Every model (``SeqModel``, a ``torch.nn.Module``):
   decoding whose state tensors hold exactly ``state_size`` floats per row;
 * ``num_parameters()``; ``config() -> dict`` = ``{family, vocab_size, width, options, seed}``
   (plain JSON; ``build(**config)`` rebuilds the architecture and, given the seed, its initial
-  weights).
+  weights);
+* ``with_inference(**options) -> SeqModel``: a weight-sharing copy with inference-time
+  options — only ``ssm`` has any (the state-collapse mitigations,
+  ``sepbench.models.ssm_inference``; the SSM's ``state_trace`` feeds
+  ``sepbench.models.collapse``); for other families any option is a UserError.
 
 An ``Ensemble`` (``torch.nn.Module``): ``forward(inputs[E, B, T]) -> logits[E, B, T, V]``
 (member e reads ``inputs[e]``); ``member(i) -> SeqModel`` (a standalone copy of member i's

@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
+from sepbench.errors import UserError
 from sepbench.params import Param
 
 State = tuple[Tensor, ...]
@@ -58,6 +59,17 @@ class SeqModel(nn.Module):
     def step(self, tokens: Tensor, state: State) -> tuple[Tensor, State]:  # pragma: no cover
         """Read one token per row (``tokens[B]``); return ``(logits[B, V], new_state)``."""
         raise NotImplementedError
+
+    def with_inference(self, **options: Any) -> SeqModel:
+        """A weight-sharing copy with inference-time options (no retraining). Only ``ssm``
+        has any (the state-collapse mitigations, ``sepbench.models.ssm_inference``); for the
+        other families no option returns the model itself and any option is a UserError."""
+        if options:
+            raise UserError(
+                f"{self.family}: cannot honour inference option {sorted(options)[0]!r}; "
+                "inference-time options (the state-collapse mitigations) exist for ssm only"
+            )
+        return self
 
     def num_parameters(self) -> int:
         """Number of trainable scalars."""
