@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 
 import pytest
 import torch
 import torch.nn.functional as F
+from timing import best_seconds
 from torch import Tensor
 
 from sepbench import models
@@ -97,15 +96,6 @@ def _inputs(rows: int, t_len: int) -> tuple[Tensor, ...]:
     return (a, *rest)
 
 
-def _best(fn: Callable[[], object], rounds: int) -> float:
-    best = float("inf")
-    for _ in range(rounds):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
 def _model(seed: int = 0) -> models.SeqModel:
     return models.build("ssm", 16, WIDTH, state_dim=STATE, seed=seed)
 
@@ -164,8 +154,8 @@ def test_scan_speedup(benchmark, t_len: int, rows: int) -> None:
         assert error["selective_scan"] < 1e-5
         benchmark.pedantic(lambda: selective_scan(*args), rounds=5, warmup_rounds=1)
         new = benchmark.stats.stats.min
-        dense = _best(lambda: dense_scan(*args), 3)
-        loop = _best(lambda: sequential_scan(*args), 3)
+        dense = best_seconds(lambda: dense_scan(*args), 3)
+        loop = best_seconds(lambda: sequential_scan(*args), 3)
     benchmark.extra_info.update(
         scan_s=round(new, 4), dense_s=round(dense, 4), loop_s=round(loop, 4), **error
     )
