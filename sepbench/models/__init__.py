@@ -108,6 +108,8 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "ssm": ("ssm", "SSMModel"),
     "transformer": ("transformer", "TransformerModel"),
     "hybrid": ("hybrid", "HybridModel"),
+    "looped": ("looped", "LoopedModel"),
+    "dtnet": ("dtnet", "DTNetModel"),
 }
 
 

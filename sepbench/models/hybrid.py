@@ -28,12 +28,11 @@ from sepbench.models.options import Option, int_option
 from sepbench.models.rnn import CELLS, NONLINEARITIES, RecurrentStack
 from sepbench.models.ssm import SSMLayer, ssm_options
 from sepbench.models.transformer import (
-    Block,
     Positions,
     attention_options,
     check_attention_options,
+    make_block,
     norm,
-    resolve_scale,
 )
 
 BASES = (*CELLS, "ssm")
@@ -105,16 +104,7 @@ class HybridModel(SeqModel):
             self.core = RecurrentStack(vocab_size, width, self.base, o)
             self.embed, self.rnn = self.core.build()
         self.positions = Positions(o["pos"], width, o.get("max_len", 0), self.family)
-        self.block = Block(
-            width,
-            o["heads"],
-            o["head_dim"],
-            resolve_scale(o["attn_scale"], o["head_dim"]),
-            o["pos"] == "rope",
-            o["layer_norm"],
-            o["mlp_width"],
-            o["bias"],
-        )
+        self.block = make_block(width, o)
         self.norm_f = norm(width, o["layer_norm"])
         self.readout = nn.Linear(width, vocab_size, bias=o["bias"])
 
