@@ -35,7 +35,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from sepbench.errors import UserError
 from sepbench.models.access import Weights
@@ -102,7 +102,7 @@ class DepthModel(SeqModel):
 
 
 # --------------------------------------------------------------------------- functions
-def _target(model: DepthModel | Ensemble) -> tuple[DepthModel, Weights]:
+def _target(model: nn.Module) -> tuple[DepthModel, Weights]:
     """The architecture and the weights to run: a model's own, or an ensemble's stack."""
     if isinstance(model, Ensemble):
         template = model.template
@@ -147,7 +147,7 @@ def _all(arch: DepthModel, w: Weights, inputs: Tensor, count: int) -> Tensor:
     return torch.stack(out)
 
 
-def forward_all(model: DepthModel | Ensemble, inputs: Tensor, iterations: int) -> Tensor:
+def forward_all(model: nn.Module, inputs: Tensor, iterations: int) -> Tensor:
     """The head after every iteration 1 … ``iterations``: ``[R′, B, T, V]`` for a model,
     ``[R′, E, B, T, V]`` for an ensemble (``inputs : [E, B, T]``). Element r − 1 equals the
     output of ``forward(inputs, iterations=r)``."""
@@ -169,7 +169,7 @@ def draw_progressive(
 
 
 def progressive_loss(
-    model: DepthModel | Ensemble,
+    model: nn.Module,
     inputs: Tensor,
     loss: Callable[[Tensor], Tensor],
     alpha: float = 1.0,

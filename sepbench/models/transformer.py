@@ -238,9 +238,7 @@ def run_blocks(layers: nn.ModuleList, x: Tensor, w: Weights) -> Tensor:
     return x
 
 
-def step_blocks(
-    layers: nn.ModuleList, x: Tensor, caches: Sequence[Tensor]
-) -> tuple[Tensor, State]:
+def step_blocks(layers: nn.ModuleList, x: Tensor, caches: Sequence[Tensor]) -> tuple[Tensor, State]:
     """One new position ``x : [B, width]`` through ``layers``; ``caches`` holds each layer's
     key and value cache in turn (``2·len(layers)`` tensors ``[B, H, t, dh]``); returns the
     output and the extended caches in the same order."""
