@@ -65,6 +65,8 @@ rag            an elman/lstm/gru RNN with ``uses_retrieval = True`` (W24-RAG)   
 ssm            embedding → selective SSM layers (Mamba style) → readout            ssm
 transformer    embedding + positions → L pre-norm attention/MLP layers → readout   transformer
 hybrid         RNN or SSM stack → exactly one attention layer → readout (W24-H)    hybrid
+looped         one causal Transformer block applied R times, shared weights        looped
+dtnet          causal width-3 conv block applied R times with recall (BA22)        dtnet
 =============  ==================================================================  ============
 
 Input encodings: Transformers and SSMs embed tokens into their residual stream

@@ -207,6 +207,121 @@ def hybrid_options() -> tuple[Param, ...]:
     )
 
 
+LOOPED_POSITIONS = ("none", "abacus", *(p for p in POSITIONS if p != "none"))
+"""Position information of a looped block: ``abacus`` (MC24) besides the Transformer's."""
+
+
+def abacus_on(o: Mapping[str, Any]) -> bool:
+    """Whether a looped model's options ask for Abacus position ids."""
+    return bool(o["pos"] == "abacus")
+
+
+def looped_options() -> tuple[Param, ...]:
+    """A shared causal Transformer block applied R times (lengthgen.md, family ``looped``)."""
+    return (
+        int_param("block_layers", 1, "pre-norm Transformer layers in the shared block"),
+        int_param("iterations", 8, "R: block applications in training and by default at test"),
+        Param(
+            "injection",
+            str,
+            "add",
+            "how the input e re-enters every iteration: add (h + e, MC24), concat (Linear on "
+            "[h; e], BA22's recall) or none (only once, as h_0 + e)",
+            choices=("add", "concat", "none"),
+        ),
+        Param(
+            "state_init",
+            str,
+            "zero",
+            "h_0: zero, embed (h_0 = e, BA22) or noise (N(0, 0.02²) in training, MC24; 0 at "
+            "evaluation)",
+            choices=("zero", "embed", "noise"),
+        ),
+        *(
+            replace(
+                opt,
+                choices=LOOPED_POSITIONS,
+                doc="position information: none, abacus (digit index in its run, MC24), "
+                "learned table, fixed sinusoids, or rotary (RoPE)",
+            )
+            if opt.name == "pos"
+            else opt
+            for opt in attention_options("none")
+        ),
+        int_param(
+            "abacus_max",
+            256,
+            "largest Abacus id the table holds (longest digit run at test plus abacus_offset)",
+            applies=abacus_on,
+            applies_doc="with pos=abacus",
+        ),
+        int_param(
+            "abacus_offset",
+            0,
+            "largest random offset k ~ U{0 … abacus_offset} added to the ids in training "
+            "(MC24: 99)",
+            minimum=0,
+            applies=abacus_on,
+            applies_doc="with pos=abacus",
+        ),
+        int_param(
+            "digit_min",
+            1,
+            "smallest token id that is a digit (default: the addition task's '0')",
+            minimum=0,
+            applies=abacus_on,
+            applies_doc="with pos=abacus",
+        ),
+        int_param(
+            "digit_max",
+            10,
+            "largest token id that is a digit (default: the addition task's '9')",
+            minimum=0,
+            applies=abacus_on,
+            applies_doc="with pos=abacus",
+        ),
+    )
+
+
+def check_looped(family: str, o: Mapping[str, Any]) -> None:
+    """The attention rules, and an Abacus table that holds the digit ids and the offset."""
+    check_attention(family, o)
+    if abacus_on(o):
+        if o["digit_max"] < o["digit_min"]:
+            raise UserError(
+                f"model '{family}': option 'digit_max'={o['digit_max']} must be >= "
+                f"digit_min={o['digit_min']}"
+            )
+        if o["abacus_offset"] >= o["abacus_max"]:
+            raise UserError(
+                f"model '{family}': option 'abacus_offset'={o['abacus_offset']} must be "
+                f"< abacus_max={o['abacus_max']} (the table must hold id 1 + the offset)"
+            )
+
+
+def dtnet_options() -> tuple[Param, ...]:
+    """BA22's recall DT-net (family ``dtnet``)."""
+    return (
+        int_param("iterations", 30, "R: block applications in training and by default (BA22: 30)"),
+        Param("recall", bool, True, "concatenate the input embedding before the block (BA22)"),
+        int_param("embed_dim", 16, "channels of the token embedding e (BA22: one input channel)"),
+    )
+
+
+DTNET_KERNEL = 3
+"""Width of every DT-net convolution (BA22)."""
+
+
+def dtnet_windows(width: int, o: Mapping[str, Any], iterations: int) -> list[int]:
+    """Input channels of each DT-net convolution, in the order one token passes through them:
+    the projection, per iteration the recall conv (on [h; e]) and two residual blocks (four
+    convs), then the head's three. Incremental decoding keeps the last ``DTNET_KERNEL − 1``
+    input columns of each, so this fixes the carried state."""
+    d = int(o["embed_dim"])
+    per_iteration = ([width + d] if o["recall"] else []) + [width] * 4
+    return [d, *(per_iteration * iterations), width, width, max(1, width // 2)]
+
+
 # --------------------------------------------------------------------------------------------
 # state rules
 # --------------------------------------------------------------------------------------------
@@ -259,13 +374,16 @@ class FamilyCard:
     implementation: str
     """Where the ``SeqModel`` class lives, ``"module:Class"`` (imported only to build)."""
     options: tuple[Param, ...]
-    base_class: Callable[[Mapping[str, Any]], str]
+    base_class: Callable[[Mapping[str, Any]], str | None]
     recurrent: Callable[[Mapping[str, Any]], tuple[int, str]]
     cache: Callable[[Mapping[str, Any]], int]
     theorem_options: Callable[[Mapping[str, Any]], dict[str, Any]]
     uses_retrieval: bool = False
     cross_check: Callable[[str, Mapping[str, Any]], None] | None = None
     """Checks across options once all are resolved at a width (UserError naming them)."""
+    fixed: Callable[[int, Mapping[str, Any]], int] | None = None
+    """Carried numbers that are neither per width unit nor per token, from (width, options):
+    a looped model's Abacus run counter, a DT-net's convolution windows."""
 
     def validate(self, width: int, given: Mapping[str, Any]) -> dict[str, Any]:
         """Every applicable option, defaults resolved at ``width`` (UserError naming a bad
@@ -285,10 +403,13 @@ class FamilyCard:
         options: Mapping[str, Any],
         task: str | None = None,
         task_params: Mapping[str, Any] | None = None,
-    ) -> str:
+    ) -> str | None:
         """The theory class of this family with ``options`` trained on ``task`` (with its full
-        parameters ``task_params``): see the module docstring."""
+        parameters ``task_params``): see the module docstring. None for a family no result of
+        the catalogue concerns (the recurrent-depth families)."""
         base = self.base_class(self._resolved(options))
+        if base is None:
+            return None
         rule = CHAIN_OF_THOUGHT.get(task or "")
         if rule is not None and (task_params or {}).get(rule[0]) == rule[1]:
             if base.startswith("transformer"):
@@ -305,10 +426,11 @@ class FamilyCard:
 
     def state_size(self, width: int, options: Mapping[str, Any], length: int) -> int:
         """Numbers carried from one step to the next after ``length`` tokens: the recurrent
-        state (per width unit × width) plus the attention cache (per token × length) — the
-        built model's ``state_size(length)``."""
+        state (per width unit × width) plus the attention cache (per token × length) plus any
+        fixed numbers — the built model's ``state_size(length)``."""
         o = self.validate(width, options)
-        return self.recurrent(o)[0] * int(width) + self.cache(o) * int(length)
+        extra = self.fixed(int(width), o) if self.fixed is not None else 0
+        return self.recurrent(o)[0] * int(width) + self.cache(o) * int(length) + extra
 
     def theorem_params(self, options: Mapping[str, Any]) -> dict[str, Any]:
         """Theorem parameters fixed by the options (``heads`` for attention; H20's ``cell``)."""
@@ -389,6 +511,35 @@ CARDS: dict[str, FamilyCard] = {
         cache=lambda o: 2 * int(o["heads"]) * int(o["head_dim"]),
         theorem_options=lambda o: {"heads": o["heads"]},
         cross_check=check_attention,
+    ),
+    "looped": FamilyCard(
+        family="looped",
+        summary="looped Transformer: one causal block applied R times with shared weights, "
+        "input injection, test-time iteration count (MC24, BA22)",
+        implementation="sepbench.models.looped:LoopedModel",
+        options=looped_options(),
+        base_class=lambda o: None,
+        recurrent=_no_state,
+        cache=lambda o: (
+            int(o["iterations"]) * int(o["block_layers"]) * 2 * int(o["heads"]) * int(o["head_dim"])
+        ),
+        theorem_options=lambda o: {},
+        cross_check=check_looped,
+        fixed=lambda width, o: 1 if abacus_on(o) else 0,
+    ),
+    "dtnet": FamilyCard(
+        family="dtnet",
+        summary="deep-thinking net (BA22): a block of causal width-3 1-D convolutions applied R "
+        "times with shared weights, recall of the input every iteration",
+        implementation="sepbench.models.dtnet:DTNetModel",
+        options=dtnet_options(),
+        base_class=lambda o: None,
+        recurrent=_no_state,
+        cache=_no_cache,
+        theorem_options=lambda o: {},
+        fixed=lambda width, o: (
+            (DTNET_KERNEL - 1) * sum(dtnet_windows(width, o, int(o["iterations"])))
+        ),
     ),
 }
 

@@ -27,10 +27,9 @@ from sepbench.models.cards import CARDS
 from sepbench.models.rnn import RecurrentStack
 from sepbench.models.ssm import SSMLayer
 from sepbench.models.transformer import (
-    Block,
     Positions,
+    make_block,
     norm,
-    resolve_scale,
 )
 
 
@@ -57,16 +56,7 @@ class HybridModel(SeqModel):
             self.core = RecurrentStack(vocab_size, width, self.base, o)
             self.embed, self.rnn = self.core.build()
         self.positions = Positions(o["pos"], width, o.get("max_len", 0), self.family)
-        self.block = Block(
-            width,
-            o["heads"],
-            o["head_dim"],
-            resolve_scale(o["attn_scale"], o["head_dim"]),
-            o["pos"] == "rope",
-            o["layer_norm"],
-            o["mlp_width"],
-            o["bias"],
-        )
+        self.block = make_block(width, o)
         self.norm_f = norm(width, o["layer_norm"])
         self.readout = nn.Linear(width, vocab_size, bias=o["bias"])
 

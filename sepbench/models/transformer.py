@@ -33,7 +33,7 @@ usually build with ``bias=False``. A layer computes ``x = x + attn(ln1(x))`` the
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 import torch
@@ -215,6 +215,38 @@ def resolve_scale(attn_scale: Any, head_dim: int) -> float:
     return 1.0 / math.sqrt(head_dim) if attn_scale == "sqrt" else float(attn_scale)
 
 
+def make_block(width: int, o: Mapping[str, Any]) -> Block:
+    """One :class:`Block` from validated :func:`attention_options` (``o``)."""
+    return Block(
+        width,
+        o["heads"],
+        o["head_dim"],
+        resolve_scale(o["attn_scale"], o["head_dim"]),
+        o["pos"] == "rope",
+        o["layer_norm"],
+        o["mlp_width"],
+        o["bias"],
+    )
+
+
+def run_blocks(layers: nn.ModuleList, x: Tensor, w: Weights) -> Tensor:
+    """``x`` through every :class:`Block` of ``layers`` in order (``w``: the list's weights)."""
+    for i, layer in enumerate(layers):
+        x = cast(Block, layer).run(x, w.sub(str(i)))
+    return x
+
+
+def step_blocks(layers: nn.ModuleList, x: Tensor, caches: Sequence[Tensor]) -> tuple[Tensor, State]:
+    """One new position ``x : [B, width]`` through ``layers``; ``caches`` holds each layer's
+    key and value cache in turn (``2·len(layers)`` tensors ``[B, H, t, dh]``); returns the
+    output and the extended caches in the same order."""
+    new: list[Tensor] = []
+    for i, layer in enumerate(layers):
+        x, k, v = cast(Block, layer).step(x, caches[2 * i], caches[2 * i + 1])
+        new += [k, v]
+    return x, tuple(new)
+
+
 class Positions(nn.Module):
     """Adds learned or sinusoidal positions to the residual stream (RoPE lives in attention)."""
 
@@ -256,23 +288,9 @@ class TransformerModel(SeqModel):
     def __init__(self, vocab_size: int, width: int, options: dict[str, Any]) -> None:
         super().__init__(vocab_size, width, options)
         o = self.options
-        head_dim = o["head_dim"]
         self.embed = nn.Embedding(vocab_size, width)
         self.positions = Positions(o["pos"], width, o.get("max_len", 0), self.family)
-        scale = resolve_scale(o["attn_scale"], head_dim)
-        self.layers = nn.ModuleList(
-            Block(
-                width,
-                o["heads"],
-                head_dim,
-                scale,
-                o["pos"] == "rope",
-                o["layer_norm"],
-                o["mlp_width"],
-                o["bias"],
-            )
-            for _ in range(o["layers"])
-        )
+        self.layers = nn.ModuleList(make_block(width, o) for _ in range(o["layers"]))
         self.norm_f = norm(width, o["layer_norm"])
         self.readout = nn.Linear(width, vocab_size, bias=o["bias"])
 
@@ -291,8 +309,7 @@ class TransformerModel(SeqModel):
     def run(self, inputs: Tensor, w: Weights) -> Tensor:
         """Logits for ``inputs : [B, T]`` (stacked weights: ``[E, B, T]`` → ``[E, B, T, V]``)."""
         x = self.positions.run(w.embed(inputs, "embed"), w.sub("positions"))
-        for i, layer in enumerate(self.layers):
-            x = cast(Block, layer).run(x, w.sub(f"layers.{i}"))
+        x = run_blocks(self.layers, x, w.sub("layers"))
         return w.linear(w.norm(x, "norm_f"), "readout")
 
     def state_size(self, length: int) -> int:
@@ -308,9 +325,6 @@ class TransformerModel(SeqModel):
     def step(self, tokens: Tensor, state: State) -> tuple[Tensor, State]:
         offset = state[0].shape[2]
         x = self.positions(self.embed(tokens)[:, None, :], offset)[:, 0]
-        new: list[Tensor] = []
-        for i, layer in enumerate(self.layers):
-            x, k, v = cast(Block, layer).step(x, state[2 * i], state[2 * i + 1])
-            new += [k, v]
+        x, new = step_blocks(self.layers, x, state)
         out: Tensor = self.readout(self.norm_f(x))
-        return out, tuple(new)
+        return out, new

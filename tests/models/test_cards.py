@@ -33,7 +33,15 @@ VARIANTS: list[tuple[str, dict[str, Any]]] = [
     ("hybrid", {}),
     ("hybrid", {"base": "ssm", "state_dim": 3, "layers": 2, "heads": 2}),
     ("hybrid", {"base": "gru", "layers": 2, "head_dim": 5}),
+    ("looped", {}),
+    ("looped", {"iterations": 3, "block_layers": 2, "heads": 2, "pos": "abacus", "digit_max": 6}),
+    ("dtnet", {}),
+    ("dtnet", {"iterations": 4, "recall": False, "embed_dim": 3}),
 ]
+STATELESS = ("transformer", "looped", "dtnet")
+"""Families with no recurrent state per unit of width (caches or fixed windows only)."""
+DEPTH_FAMILIES = ("looped", "dtnet")
+"""Recurrent-depth families: no result of the catalogue concerns them (no theory class)."""
 
 
 def test_there_is_one_card_per_buildable_family() -> None:
@@ -57,7 +65,7 @@ def test_each_card_states_the_models_state_size(
     for length in (1, 5, 33):
         assert card.state_size(width, options, length) == model.state_size(length)
     s, text = card.state_per_width(options)
-    if family != "transformer":  # the recurrent part: what the RNN theorems bound
+    if family not in STATELESS:  # the recurrent part: what the RNN theorems bound
         assert text and s > 0
         recurrent = model.state_size(0) if family == "hybrid" else model.state_size(5)
         assert s * width == recurrent
@@ -73,6 +81,8 @@ def test_model_classes() -> None:
     assert [model_class(f, {}) for f in ("elman", "lstm", "gru", "ssm")] == ["rnn"] * 4
     assert model_class("hybrid", {}) == "hybrid"
     assert model_class("rag", {}) == "rnn+retrieval"
+    # no result of the catalogue concerns the recurrent-depth families
+    assert all(model_class(f, {}) is None for f in DEPTH_FAMILIES)
     assert model_class("lstm", {}, "is_tree", {"trace": "cot"}) == "rnn+cot"
     assert model_class("transformer", {}, "is_tree", {"trace": "cot"}) == "transformer+cot"
     assert model_class("rag", {}, "is_tree", {"trace": "cot"}) == "rnn+retrieval"

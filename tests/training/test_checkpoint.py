@@ -20,6 +20,8 @@ FAMILIES = {
     "transformer": {"layers": 2, "heads": 2, "pos": "rope"},
     "hybrid": {"base": "gru"},
     "rag": {"cell": "gru"},
+    "looped": {"iterations": 2, "heads": 2, "injection": "concat"},
+    "dtnet": {"iterations": 2},
 }
 
 
