@@ -16,12 +16,12 @@ otherwise (``benchmarks/conftest.py`` pins OMP_NUM_THREADS=1 by default).
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 
 import pytest
 import torch
 import torch.nn.functional as F
+from timing import best_seconds
 
 from sepbench import models
 
@@ -93,15 +93,6 @@ def test_train_step(benchmark, family: str, width: int) -> None:
     print(f"\n{family:<12} width {width:>4}: {ms:8.2f} ms/step")
 
 
-def _best(fn: Callable[[], None], rounds: int) -> float:
-    best = float("inf")
-    for _ in range(rounds):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
 @pytest.mark.parametrize("width", [8, 32])
 @pytest.mark.parametrize("family", FAMILIES)
 def test_ensemble_speedup(benchmark, family: str, width: int) -> None:
@@ -112,8 +103,8 @@ def test_ensemble_speedup(benchmark, family: str, width: int) -> None:
     ens()
     t_seq, t_ens = float("inf"), float("inf")
     for _ in range(3):
-        t_seq = min(t_seq, _best(seq, 1))
-        t_ens = min(t_ens, _best(ens, 2))
+        t_seq = min(t_seq, best_seconds(seq, 1))
+        t_ens = min(t_ens, best_seconds(ens, 2))
     benchmark.pedantic(ens, rounds=1, warmup_rounds=0)
     speedup = t_seq / t_ens
     benchmark.extra_info.update(

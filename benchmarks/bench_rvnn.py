@@ -132,8 +132,9 @@ def table(points: list[dict[str, Any]]) -> str:
                 text = fmt.format(p[what] * scale) if p else "—"
                 cells.append(text if p is None or p["measured"] else f"({text})")
             meas = [p for p in mine.values() if p["measured"]]
-            _, a = power_fit([p["n"] for p in meas], [p[what] for p in meas])
-            rows.append(f"| {label} | " + " | ".join(cells) + f" | {a:.2f} |")
+            fit = power_fit([p["n"] for p in meas], [p[what] for p in meas])
+            exponent = f"{fit[1]:.2f}" if fit else "—"
+            rows.append(f"| {label} | " + " | ".join(cells) + f" | {exponent} |")
     by = {(p["label"], p["n"]): p for p in points}
     ratios = []
     for n in ns:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -69,31 +70,39 @@ def _load_constructions(path: str | None) -> Any:
     return data
 
 
-def _measured_constructions(store: Path) -> dict[str, Any]:
-    """What `sepbench run` measured for this study (its constructions.json), if anything."""
-    from sepbench.sweep import Store
-    from sepbench.sweep.constructive import CONSTRUCTIONS_CACHE, cached_curves
-
-    if not (store.parent / CONSTRUCTIONS_CACHE).is_file():
-        return {}
-    with Store.open(store) as opened:
-        spec = opened.spec()
-    return cached_curves(spec, store.parent)
+def resolve_store(path: str | os.PathLike[str]) -> Path:
+    """A store file given a file or a study directory holding exactly one ``*.sqlite``."""
+    p = Path(path)
+    if not p.exists():
+        raise UserError(f"{str(p)!r} does not exist (give a results store or a study directory)")
+    if p.is_dir():
+        stores = sorted(p.glob("*.sqlite"))
+        if not stores:
+            raise UserError(f"directory {str(p)!r} holds no results store (*.sqlite)")
+        if len(stores) > 1:
+            names = ", ".join(s.name for s in stores)
+            raise UserError(f"directory {str(p)!r} holds {len(stores)} stores ({names}); name one")
+        return stores[0]
+    return p
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from sepbench import report
+    from sepbench.sweep import Store
+    from sepbench.sweep.constructive import CONSTRUCTIONS_CACHE, cached_curves
 
-    store = report.resolve_store(args.source)
-    out = Path(args.out) if args.out else store.parent / f"{store.stem}-report"
+    store_path = resolve_store(args.source)
+    out = Path(args.out) if args.out else store_path.parent / f"{store_path.stem}-report"
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
     kwargs: dict[str, Any] = {"formats": formats}
     if args.precision is not None:
         kwargs["precision_bits"] = args.precision
     constructions = _load_constructions(args.constructions)
-    if constructions is None:
-        constructions = _measured_constructions(store) or None
-    path = report.write_report(store, out, constructions, **kwargs)
+    with Store.open(store_path) as store:
+        if constructions is None and (store_path.parent / CONSTRUCTIONS_CACHE).is_file():
+            # what `sepbench run` measured for this study, beside its store
+            constructions = cached_curves(store.spec(), store_path.parent) or None
+        path = report.write_report(store, out, constructions, **kwargs)
     data = json.loads((path.parent / "report.json").read_text(encoding="utf-8"))
     for pair in data["pairs"]:
         law = pair["best_law"] or "no fit"

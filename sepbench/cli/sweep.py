@@ -77,7 +77,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         for plan in plans:
             print(
                 f"  {plan.describe()}  widths {plan.grid.minimum}..{plan.grid.maximum}"
-                f" step {plan.grid.resolution}, {plan.budget.steps} steps"
+                f" step {plan.grid.resolution}, {plan.config.budget.steps} steps"
             )
         return 0
     summary = sweep.run_study(
@@ -148,8 +148,10 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from sepbench.sweep.export import write_csv
+
     with sweep.Store.open(args.store) as store:
-        rows = store.export_csv(args.csv, args.table)
+        rows = write_csv(store, args.csv, args.table)
     if args.csv and args.csv != "-":
         print(f"wrote {rows} rows to {args.csv}")
     return 0

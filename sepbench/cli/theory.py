@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from sepbench import theory
+from sepbench.docgen.theory import EXAMPLE_HEADER, example_rows, fields, fmt
 from sepbench.errors import UserError
-from sepbench.theory.docs import EXAMPLE_HEADER, example_rows, fields, fmt
 
 
 def register(subparsers: Any) -> None:

@@ -16,11 +16,9 @@ import json
 import sys
 from typing import Any
 
-from sepbench import tasks
+from sepbench import models, tasks
 from sepbench.cli.common import parse_int_list, parse_kv
 from sepbench.errors import UserError
-
-FAMILIES = ("elman", "lstm", "gru", "ssm", "transformer", "hybrid", "rag")
 
 
 def register(sub: Any) -> None:
@@ -31,7 +29,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--task", required=True, help="task name (see 'sepbench tasks list')")
     p.add_argument("--length", type=int, required=True, help="problem size N")
-    p.add_argument("--model", required=True, metavar="FAMILY", help=", ".join(FAMILIES))
+    p.add_argument("--model", required=True, metavar="FAMILY", help=", ".join(models.families()))
     p.add_argument("--width", type=int, required=True, help="hidden width")
     p.add_argument("--layers", type=int, help="number of layers (model option 'layers')")
     p.add_argument("--seed", type=int, default=0, help="trial seed: init and data (default 0)")

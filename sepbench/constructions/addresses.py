@@ -32,8 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sepbench import models
-from sepbench.errors import UserError
+from sepbench import coerce, models
 from sepbench.models.transformer import MLP, Attention, TransformerModel
 
 
@@ -71,10 +70,8 @@ def random_addresses(count: int, dim: int, seed: int = 0, stream: int = 0) -> Ad
     ``stream`` separates independent families drawn for one network (e.g. positions and key
     contents) so they do not share signs.
     """
-    if isinstance(dim, bool) or not isinstance(dim, int | np.integer) or dim < 1:
-        raise UserError(f"address dimension must be an integer >= 1, got {dim!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise UserError(f"seed must be a non-negative integer, got {seed!r}")
+    dim = coerce.integer("address dimension", dim)
+    seed = coerce.seed(seed)
     rng = np.random.default_rng([int(seed), int(stream), int(count)])
     # one uniform per (dimension, item), dimension-major: the first k rows of a larger draw are
     # exactly the smaller draw (numpy fills doubles sequentially)

@@ -19,7 +19,7 @@
   bits per number (state size × bits for recurrent models) against every lower (or tight)
   result of the catalogue for the same task and class.
 
-All of it is plain data (dataclasses) for the CLI and :mod:`~sepbench.constructions.docs`.
+All of it is plain data (dataclasses) for the CLI and :mod:`~sepbench.docgen.constructions`.
 """
 
 from __future__ import annotations
@@ -389,13 +389,10 @@ class SanityRow:
     ok: bool
 
 
-def model_class(construction: Construction) -> str | None:
-    """The catalogue model class of a construction (``transformer-2`` for the induction
-    construction, which has no catalogue record yet)."""
-    try:
-        return theory.get(construction.result_id).model_class
-    except UserError:
-        return "transformer-2" if construction.result_id == "IND" else None
+def model_class(construction: Construction) -> str:
+    """The catalogue model class of a construction's result (every registered construction's
+    result is catalogued; a test checks it)."""
+    return theory.get(construction.result_id).model_class
 
 
 def sanity(

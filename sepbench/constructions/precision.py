@@ -224,14 +224,3 @@ def run_rounded(module: nn.Module, inputs: Tensor, bits: int, fixed: bool = Fals
     with Rounding(bits, fixed):
         out: Tensor = clone(inputs)
     return out
-
-
-def fewest_bits(name: str, length: int, fixed: bool = False, **params: Any) -> int | None:
-    """The fewest bits (mantissa, or fixed-point fraction bits with ``fixed``) at which
-    construction ``name`` built at N = ``length`` with ``params`` still verifies (bisection
-    on a fixed set of rows; None if not even 52). See :mod:`~sepbench.constructions.curves`
-    for whole curves over N."""
-    from sepbench.constructions import curves, verify
-
-    point = curves.precision_point(verify.build(name, length, **params), dtypes=())
-    return point.fixed_bits if fixed else point.mantissa_bits

@@ -19,6 +19,10 @@ Public API
     E = len(seeds) independent models run as one; member e starts exactly as
     ``build(family, vocab_size, width, seed=seeds[e], **options)``.
 ``families()``, ``describe(family)``, ``get_class(family)``, ``from_config(config)``.
+``card(family) -> FamilyCard``
+    The family's card (:mod:`sepbench.models.cards`): its option declarations, theory class
+    rule and state numbers, without building a model. ``card``, ``families`` and ``describe``
+    never import torch; ``build`` and the model classes import it on first use.
 
 Every model (``SeqModel``, a ``torch.nn.Module``):
 
@@ -33,7 +37,11 @@ Every model (``SeqModel``, a ``torch.nn.Module``):
   decoding whose state tensors hold exactly ``state_size`` floats per row;
 * ``num_parameters()``; ``config() -> dict`` = ``{family, vocab_size, width, options, seed}``
   (plain JSON; ``build(**config)`` rebuilds the architecture and, given the seed, its initial
-  weights).
+  weights);
+* ``with_inference(**options) -> SeqModel``: a weight-sharing copy with inference-time
+  options — only ``ssm`` has any (the state-collapse mitigations,
+  ``sepbench.models.ssm_inference``; the SSM's ``state_trace`` feeds
+  ``sepbench.models.collapse``); for other families any option is a UserError.
 
 An ``Ensemble`` (``torch.nn.Module``): ``forward(inputs[E, B, T]) -> logits[E, B, T, V]``
 (member e reads ``inputs[e]``); ``member(i) -> SeqModel`` (a standalone copy of member i's
@@ -57,6 +65,12 @@ rag            an elman/lstm/gru RNN with ``uses_retrieval = True`` (W24-RAG)   
 ssm            embedding → selective SSM layers (Mamba style) → readout            ssm
 transformer    embedding + positions → L pre-norm attention/MLP layers → readout   transformer
 hybrid         RNN or SSM stack → exactly one attention layer → readout (W24-H)    hybrid
+looped         one causal Transformer block applied R times, shared weights        looped
+dtnet          causal width-3 conv block applied R times with recall (BA22)        dtnet
+grc            embedding → leaves → GRC cell as a causal RNN → head MLP (RC23)     rvnn
+bbt            leaves → balanced binary tree of GRC cells → head (an encoder)      rvnn
+beam_tree      leaves → beam search over adjacent merges (BT23, EBT23) → head      rvnn
+rir            leaves → k-ary tree of inner beam searches (RC23) → head            rvnn
 =============  ==================================================================  ============
 
 Input encodings: Transformers and SSMs embed tokens into their residual stream
@@ -73,19 +87,35 @@ Determinism: with a seed, construction is deterministic; forward passes on CPU a
 
 from __future__ import annotations
 
-import importlib
-import operator
-from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from sepbench.errors import UserError
-from sepbench.models.base import SeqModel, State
-from sepbench.models.ensemble import Ensemble
-from sepbench.models.options import Option
+from sepbench import lazy
+from sepbench.models.cards import card, families
 from sepbench.models.options import describe as _describe_options
-from sepbench.models.options import validate as _validate
+
+_EXPORTS = {
+    "Ensemble": "ensemble",
+    "Option": "options",
+    "SeqModel": "base",
+    "State": "base",
+    "build": "builder",
+    "build_ensemble": "builder",
+    "from_config": "builder",
+    "get_class": "builder",
+}
+"""Names imported on first use: they need torch, and the cards, :func:`families` and
+:func:`describe` must stay importable without it (the report and the sweep's planning read
+them)."""
+_MODULES = frozenset(
+    {"access", "base", "builder", "cards", "ensemble", "hybrid", "options", "recurrence"}
+    | {"rnn", "ssm", "transformer"}
+)
+
+if TYPE_CHECKING:
+    from sepbench.models.base import SeqModel, State
+    from sepbench.models.builder import build, build_ensemble, from_config, get_class
+    from sepbench.models.ensemble import Ensemble
+    from sepbench.models.options import Option
 
 __all__ = [
     "Ensemble",
@@ -94,127 +124,24 @@ __all__ = [
     "State",
     "build",
     "build_ensemble",
+    "card",
     "describe",
     "families",
     "from_config",
     "get_class",
 ]
 
-_REGISTRY: dict[str, tuple[str, str]] = {
-    "elman": ("rnn", "ElmanModel"),
-    "lstm": ("rnn", "LSTMModel"),
-    "gru": ("rnn", "GRUModel"),
-    "rag": ("rnn", "RAGModel"),
-    "ssm": ("ssm", "SSMModel"),
-    "transformer": ("transformer", "TransformerModel"),
-    "hybrid": ("hybrid", "HybridModel"),
-    "grc": ("rvnn", "GRCModel"),
-    "bbt": ("rvnn", "BBTModel"),
-    "beam_tree": ("rvnn", "BeamTreeModel"),
-    "rir": ("rvnn", "RIRModel"),
-}
-
-
-def families() -> list[str]:
-    """The model family names, in a stable order."""
-    return list(_REGISTRY)
-
-
-def get_class(family: str) -> type[SeqModel]:
-    """The ``SeqModel`` subclass of ``family``."""
-    if not isinstance(family, str) or family not in _REGISTRY:
-        raise UserError(f"unknown model family {family!r}; known families: {', '.join(_REGISTRY)}")
-    module, name = _REGISTRY[family]
-    cls: type[SeqModel] = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    return cls
-
 
 def describe(family: str) -> dict[str, Any]:
-    """Plain-data description of a family: summary and options (default, allowed, doc)."""
-    cls = get_class(family)
+    """Plain-data description of a family (from its card): summary and options (default,
+    allowed, doc)."""
+    c = card(family)
     return {
         "family": family,
-        "summary": cls.summary,
-        "uses_retrieval": cls.uses_retrieval,
-        "options": _describe_options(cls.options_spec),
+        "summary": c.summary,
+        "uses_retrieval": c.uses_retrieval,
+        "options": _describe_options(c.options),
     }
 
 
-def _positive_int(what: str, value: Any) -> int:
-    try:
-        if isinstance(value, bool):
-            raise TypeError
-        out = operator.index(value)
-    except TypeError:
-        raise UserError(f"{what} must be an integer >= 1, got {value!r}") from None
-    if out < 1:
-        raise UserError(f"{what} must be an integer >= 1, got {value!r}")
-    return out
-
-
-def _seed(value: Any) -> int:
-    try:
-        if isinstance(value, bool):
-            raise TypeError
-        out = operator.index(value)
-    except TypeError:
-        raise UserError(f"seed must be a non-negative integer, got {value!r}") from None
-    if out < 0:
-        raise UserError(f"seed must be a non-negative integer, got {value!r}")
-    return out
-
-
-def build(
-    family: str,
-    vocab_size: int,
-    width: int,
-    *,
-    seed: int | None = None,
-    options: Mapping[str, Any] | None = None,
-    **kwargs: Any,
-) -> SeqModel:
-    """Build a model of ``family`` (see the module docstring)."""
-    cls = get_class(family)
-    vocab_size = _positive_int("vocab_size", vocab_size)
-    width = _positive_int("width", width)
-    given = dict(options or {})
-    for key, value in kwargs.items():
-        if key in given and given[key] != value:
-            raise UserError(
-                f"model '{family}': option '{key}' given twice ({given[key]!r}, {value!r})"
-            )
-        given[key] = value
-    opts = _validate(family, cls.options_spec, width, given)
-    cls.check_options(width, opts)
-    if seed is None:
-        model = cls(vocab_size, width, opts)
-    else:
-        seed = _seed(seed)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = cls(vocab_size, width, opts)
-    model.seed = seed
-    return model
-
-
-def from_config(config: Mapping[str, Any]) -> SeqModel:
-    """``build(**config)`` for a dict from ``SeqModel.config()``."""
-    return build(**dict(config))
-
-
-def build_ensemble(
-    family: str,
-    vocab_size: int,
-    width: int,
-    seeds: Sequence[int],
-    *,
-    options: Mapping[str, Any] | None = None,
-    **kwargs: Any,
-) -> Ensemble:
-    """E = len(seeds) models as one ``Ensemble``; member e starts as
-    ``build(family, vocab_size, width, seed=seeds[e], **options)``."""
-    if isinstance(seeds, str | bytes) or not isinstance(seeds, Sequence) or len(seeds) == 0:
-        raise UserError(f"seeds must be a non-empty list of integers, got {seeds!r}")
-    clean = [_seed(s) for s in seeds]
-    members = [build(family, vocab_size, width, seed=s, options=options, **kwargs) for s in clean]
-    return Ensemble(members, clean)
+__getattr__, __dir__ = lazy.attributes(__name__, _EXPORTS, _MODULES, __all__)

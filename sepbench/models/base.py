@@ -17,10 +17,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import torch
 from torch import Tensor, nn
 
-from sepbench.models.options import Option
+from sepbench.errors import UserError
+from sepbench.params import Param
 
 if TYPE_CHECKING:
     from sepbench.tasks.base import Task
@@ -33,7 +33,8 @@ class SeqModel(nn.Module):
 
     family: ClassVar[str]
     summary: ClassVar[str]
-    options_spec: ClassVar[tuple[Option, ...]] = ()
+    options_spec: ClassVar[tuple[Param, ...]] = ()
+    """The family's option declarations: its card's (:mod:`sepbench.models.cards`)."""
     uses_retrieval: ClassVar[bool] = False
     """True for models whose generation loop lets a retriever write the token after the
     task's ``retrieval_trigger`` (the ``rag`` family); the model itself is unchanged."""
@@ -49,10 +50,6 @@ class SeqModel(nn.Module):
         self.options: dict[str, Any] = dict(options)
         self.seed: int | None = None
         """The seed ``build`` initialised this model with (None: the global torch RNG)."""
-
-    @classmethod
-    def check_options(cls, width: int, options: dict[str, Any]) -> None:
-        """Cross-option checks after validation; raise UserError naming the options."""
 
     @classmethod
     def check_task(
@@ -77,6 +74,17 @@ class SeqModel(nn.Module):
     def step(self, tokens: Tensor, state: State) -> tuple[Tensor, State]:  # pragma: no cover
         """Read one token per row (``tokens[B]``); return ``(logits[B, V], new_state)``."""
         raise NotImplementedError
+
+    def with_inference(self, **options: Any) -> SeqModel:
+        """A weight-sharing copy with inference-time options (no retraining). Only ``ssm``
+        has any (the state-collapse mitigations, ``sepbench.models.ssm_inference``); for the
+        other families no option returns the model itself and any option is a UserError."""
+        if options:
+            raise UserError(
+                f"{self.family}: cannot honour inference option {sorted(options)[0]!r}; "
+                "inference-time options (the state-collapse mitigations) exist for ssm only"
+            )
+        return self
 
     def num_parameters(self) -> int:
         """Number of trainable scalars."""
@@ -121,9 +129,3 @@ class SeqModel(nn.Module):
     def extra_repr(self) -> str:
         opts = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
         return f"family={self.family!r}, vocab_size={self.vocab_size}, width={self.width}, {opts}"
-
-
-def dtype_of(module: nn.Module) -> torch.dtype:
-    for p in module.parameters():
-        return p.dtype
-    return torch.get_default_dtype()

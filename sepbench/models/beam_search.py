@@ -82,6 +82,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
+from sepbench.models.cards import TREE_ALIGN as ALIGNMENTS
+from sepbench.models.cards import TREE_TOPK as TOPK_MODES
+
 NEG_INF = float("-inf")
 
 Noise = Callable[[tuple[int, ...], Tensor], Tensor]
@@ -89,10 +92,6 @@ Noise = Callable[[tuple[int, ...], Tensor], Tensor]
 Uniforms = Callable[[int, Tensor, int], Tensor]
 """``uniforms(level, chunk_index[Q], count)``: uniforms in (0, 1), shape [Q, count] (RIR's
 alignment draws)."""
-
-TOPK_MODES = ("hard", "onesoft", "st")
-SCORERS = ("children", "parent")
-ALIGNMENTS = ("sample", "rank", "random")
 
 
 # --------------------------------------------------------------------------- cell and scorers

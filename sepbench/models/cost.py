@@ -11,7 +11,7 @@ Time measure: wall seconds of one training step (forward, cross-entropy at the l
 backward, AdamW), the minimum over ``repeats`` steps after the measured first one.
 
 :func:`measure_curve` walks a list of lengths and stops measuring a model once a power law
-through its three largest measured points (:func:`sepbench.report.cost.power_fit`) predicts
+through its three largest measured points (:func:`sepbench.theory.fit_growth`) predicts
 more than ``cap_bytes`` or ``cap_seconds``: the remaining lengths get that prediction, marked
 ``measured=False`` (drawn hollow by :func:`sepbench.report.cost.cost_figure`).
 """
@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from sepbench import models
-from sepbench.report.cost import power_fit
+from sepbench.theory import fit_growth
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 """(inputs [B, T], one target id per row [B]) — the answer is read at the last column."""
@@ -92,9 +92,11 @@ def step_seconds(model: torch.nn.Module, batch: Batch, repeats: int) -> float:
 
 
 def _predict(points: Sequence[CostPoint], n: int, what: str, last: int = 3) -> float:
+    """The power law (:func:`sepbench.theory.fit_growth`'s) through the ``last`` largest
+    measured points, at n."""
     recent = [p for p in points if p.measured][-last:]
-    c, a = power_fit([p.n for p in recent], [getattr(p, what) for p in recent])
-    return c * n**a
+    law = fit_growth([p.n for p in recent], [getattr(p, what) for p in recent], n_boot=0)
+    return float(law.laws["power"].predict(n)[()])
 
 
 def measure_curve(
@@ -116,7 +118,7 @@ def measure_curve(
     gives the batch at length n; the model is built fresh (``seed``) and in training mode."""
     points: list[CostPoint] = []
     for n in lengths:
-        if sum(p.measured for p in points) >= 2:
+        if sum(p.measured for p in points) >= 3:
             mem, sec = _predict(points, n, "saved_bytes"), _predict(points, n, "seconds")
             if mem > cap_bytes or sec > cap_seconds or not points[-1].measured:
                 points.append(CostPoint(label, family, n, mem, sec, False, width, 1, options))

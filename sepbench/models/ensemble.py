@@ -135,6 +135,13 @@ class Ensemble(nn.Module):
                 p.grad.mul_(scale.to(p.grad).view(-1, *([1] * (p.dim() - 1))))
         return norms
 
+    def train(self, mode: bool = True) -> Ensemble:
+        """Set training mode here and on the template, whose forward code runs (a family may
+        behave differently in training, e.g. the ``looped`` family's noise)."""
+        super().train(mode)
+        self.template.train(mode)
+        return self
+
     def _apply(self, fn: Callable[..., Any], recurse: bool = True) -> Ensemble:
         super()._apply(fn, recurse)
         self.template._apply(fn, recurse)  # keep the template's buffers/dtype in step

@@ -17,77 +17,28 @@ the attention layer's key/value cache (2 · heads · head_dim floats per positio
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import Any, cast
 
 from torch import Tensor, nn
 
 from sepbench.models.access import Weights
 from sepbench.models.base import SeqModel, State
-from sepbench.models.options import Option, int_option
-from sepbench.models.rnn import CELLS, NONLINEARITIES, RecurrentStack
-from sepbench.models.ssm import SSMLayer, ssm_options
+from sepbench.models.cards import CARDS
+from sepbench.models.rnn import RecurrentStack
+from sepbench.models.ssm import SSMLayer
 from sepbench.models.transformer import (
-    Block,
     Positions,
-    attention_options,
-    check_attention_options,
+    make_block,
     norm,
-    resolve_scale,
 )
-
-BASES = (*CELLS, "ssm")
-
-
-def _rnn_base(o: Mapping[str, Any]) -> bool:
-    return o["base"] != "ssm"
-
-
-def _hybrid_options() -> tuple[Option, ...]:
-    ssm_only = tuple(
-        replace(opt, applies=lambda o: o["base"] == "ssm", applies_doc="with base=ssm")
-        for opt in ssm_options()
-    )
-    return (
-        Option("base", str, "lstm", "the recurrent part below the attention layer", choices=BASES),
-        int_option("layers", 1, "recurrent (or SSM) layers below the attention layer"),
-        Option(
-            "nonlinearity",
-            str,
-            "tanh",
-            "Elman activation",
-            choices=NONLINEARITIES,
-            applies=lambda o: o["base"] == "elman",
-            applies_doc="with base=elman",
-        ),
-        *ssm_only,
-        Option(
-            "embedding",
-            str,
-            "learned",
-            "input encoding of an RNN base: learned table [vocab, embed_dim] or one-hot",
-            choices=("learned", "onehot"),
-            applies=_rnn_base,
-            applies_doc="with an RNN base",
-        ),
-        int_option(
-            "embed_dim",
-            lambda width, o: width,
-            "size of the learned token embedding of an RNN base",
-            default_doc="width",
-            applies=lambda o: _rnn_base(o) and o["embedding"] == "learned",
-            applies_doc="with an RNN base and embedding=learned",
-        ),
-        *attention_options("none"),
-    )
 
 
 class HybridModel(SeqModel):
     """Recurrent stack → one attention layer → readout."""
 
     family = "hybrid"
-    summary = "RNN or SSM stack followed by exactly one attention layer (W24-H)"
-    options_spec = _hybrid_options()
+    summary = CARDS["hybrid"].summary
+    options_spec = CARDS["hybrid"].options
 
     def __init__(self, vocab_size: int, width: int, options: dict[str, Any]) -> None:
         super().__init__(vocab_size, width, options)
@@ -105,22 +56,9 @@ class HybridModel(SeqModel):
             self.core = RecurrentStack(vocab_size, width, self.base, o)
             self.embed, self.rnn = self.core.build()
         self.positions = Positions(o["pos"], width, o.get("max_len", 0), self.family)
-        self.block = Block(
-            width,
-            o["heads"],
-            o["head_dim"],
-            resolve_scale(o["attn_scale"], o["head_dim"]),
-            o["pos"] == "rope",
-            o["layer_norm"],
-            o["mlp_width"],
-            o["bias"],
-        )
+        self.block = make_block(width, o)
         self.norm_f = norm(width, o["layer_norm"])
         self.readout = nn.Linear(width, vocab_size, bias=o["bias"])
-
-    @classmethod
-    def check_options(cls, width: int, o: dict[str, Any]) -> None:
-        check_attention_options(cls.family, width, o)
 
     def forward(self, inputs: Tensor) -> Tensor:
         self._check_inputs(inputs)

@@ -48,53 +48,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sepbench.models.base import SeqModel, State
-from sepbench.models.options import Option, int_option
+from sepbench.models.cards import CARDS
 from sepbench.models.recurrence import elman_scan, gru_scan, lstm_scan
 
-CELLS = ("elman", "lstm", "gru")
 GATES = {"elman": 1, "lstm": 4, "gru": 3}
-NONLINEARITIES = ("tanh", "relu", "sigmoid")
-
-
-def recurrent_options(cell: str | None, layer_doc: str = "recurrent layers") -> tuple[Option, ...]:
-    """Options of a recurrent stack; ``cell=None`` adds the ``cell`` choice (rag, hybrid)."""
-    is_elman = (lambda o: True) if cell == "elman" else (lambda o: o.get("cell") == "elman")
-    head: tuple[Option, ...] = ()
-    if cell is None:
-        head = (Option("cell", str, "lstm", "the recurrent cell", choices=CELLS),)
-    nonlin: tuple[Option, ...] = ()
-    if cell in (None, "elman"):
-        nonlin = (
-            Option(
-                "nonlinearity",
-                str,
-                "tanh",
-                "Elman activation (sigmoid: H20's construction)",
-                choices=NONLINEARITIES,
-                applies=is_elman,
-                applies_doc="with cell=elman",
-            ),
-        )
-    return (
-        *head,
-        int_option("layers", 1, layer_doc),
-        *nonlin,
-        Option(
-            "embedding",
-            str,
-            "learned",
-            "input encoding: a learned table [vocab, embed_dim], or one-hot (d_in = vocab)",
-            choices=("learned", "onehot"),
-        ),
-        int_option(
-            "embed_dim",
-            lambda width, o: width,
-            "size of the learned token embedding",
-            default_doc="width",
-            applies=lambda o: o["embedding"] == "learned",
-            applies_doc="with embedding=learned",
-        ),
-    )
 
 
 class RecurrentStack:
@@ -300,23 +257,23 @@ class RecurrentModel(SeqModel):
 
 class ElmanModel(RecurrentModel):
     family = "elman"
-    summary = "Elman RNN (tanh, relu, or sigmoid for H20's construction)"
+    summary = CARDS["elman"].summary
     cell_kind = "elman"
-    options_spec = recurrent_options("elman")
+    options_spec = CARDS["elman"].options
 
 
 class LSTMModel(RecurrentModel):
     family = "lstm"
-    summary = "LSTM (torch.nn.LSTM layers)"
+    summary = CARDS["lstm"].summary
     cell_kind = "lstm"
-    options_spec = recurrent_options("lstm")
+    options_spec = CARDS["lstm"].options
 
 
 class GRUModel(RecurrentModel):
     family = "gru"
-    summary = "GRU (torch.nn.GRU layers)"
+    summary = CARDS["gru"].summary
     cell_kind = "gru"
-    options_spec = recurrent_options("gru")
+    options_spec = CARDS["gru"].options
 
 
 class RAGModel(RecurrentModel):
@@ -331,6 +288,6 @@ class RAGModel(RecurrentModel):
     """
 
     family = "rag"
-    summary = "RNN (elman/lstm/gru) whose generation loop calls the task's retriever"
-    uses_retrieval = True
-    options_spec = recurrent_options(None)
+    summary = CARDS["rag"].summary
+    uses_retrieval = CARDS["rag"].uses_retrieval
+    options_spec = CARDS["rag"].options

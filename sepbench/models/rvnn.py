@@ -17,6 +17,11 @@ cell and in the head.
 * ``rir``: RC23's outer balanced k-ary recursion with the inner ``children`` beam search and beam
   alignment (``chunk``, ``beam``, ``align``, ``gumbel``, ``pre_ssm``).
 
+Options are declared in the family cards (:mod:`sepbench.models.cards`: ``GRC_OPTIONS``,
+``BBT_OPTIONS``, ``BEAM_TREE_OPTIONS``, ``RIR_OPTIONS``, with ``check_beam_tree``), and so are
+the state rules and theory classes (``grc`` is an ``rnn``: its state is width numbers; the tree
+encoders have no class in the catalogue).
+
 Contract fit (``bbt``, ``beam_tree``, ``rir`` are encoders, class attribute ``encoder = True``:
 they read the whole row). Option ``readout``:
 
@@ -71,10 +76,7 @@ from torch import Tensor, nn
 from sepbench.errors import UserError
 from sepbench.models.base import SeqModel, State
 from sepbench.models.beam_search import (
-    ALIGNMENTS,
     GRC,
-    SCORERS,
-    TOPK_MODES,
     ChildrenScorer,
     ParentScorer,
     balanced_tree,
@@ -82,94 +84,11 @@ from sepbench.models.beam_search import (
     beam_search_dense,
     rir_search,
 )
-from sepbench.models.options import Option, int_option
+from sepbench.models.cards import CARDS
 from sepbench.models.ssm import SSMLayer
 
 if TYPE_CHECKING:
     from sepbench.tasks.base import Task
-
-# --------------------------------------------------------------------------- options
-DROPOUT = Option(
-    "dropout",
-    float,
-    0.1,
-    "dropout on the embedding, inside the GRC cell and in the head (RC23: 0.1)",
-    check=lambda v: 0 <= v < 1,
-    rule="a number in [0, 1)",
-)
-READOUT = Option(
-    "readout",
-    str,
-    "last",
-    "last: the row's root feeds its last column (others 0); every: each prefix's root feeds "
-    "its column (causal, T times the cost)",
-    choices=("last", "every"),
-)
-PAD_ID = Option(
-    "pad_id",
-    int,
-    None,
-    "token id of right padding: a row's trailing pads are not leaves (none: rows are unpadded)",
-    check=lambda v: v >= 0,
-    rule="an integer >= 0",
-    default_doc="none",
-)
-GUMBEL = Option(
-    "gumbel",
-    bool,
-    True,
-    "in training, rank beam candidates on total + Gumbel noise (kept scores stay noise-free)",
-)
-
-GRC_OPTIONS: tuple[Option, ...] = (DROPOUT,)
-BBT_OPTIONS: tuple[Option, ...] = (READOUT, PAD_ID, DROPOUT)
-BEAM_TREE_OPTIONS: tuple[Option, ...] = (
-    int_option("beam", 5, "beams kept per merge step"),
-    Option(
-        "scorer",
-        str,
-        "children",
-        "pair scorer: children = MLP on the two children's first min(64, d) coordinates "
-        "(EBT23), parent = linear on the composed parent (BT23; composes every pair)",
-        choices=SCORERS,
-    ),
-    Option(
-        "topk",
-        str,
-        "hard",
-        "gradient through the selection: hard (constant one-hots; the scorer learns through the "
-        "beam scores), onesoft (BT23: last slot a soft mean of the other candidates; needs "
-        "scorer=parent), st (straight-through merge masks, an ablation)",
-        choices=TOPK_MODES,
-    ),
-    GUMBEL,
-    READOUT,
-    PAD_ID,
-    DROPOUT,
-)
-RIR_OPTIONS: tuple[Option, ...] = (
-    int_option("chunk", 30, "chunk size k of the outer k-ary recursion", minimum=2),
-    int_option("beam", 7, "beams of the inner search and of each level"),
-    Option(
-        "align",
-        str,
-        "sample",
-        "beam alignment across chunks: sample (slot 0 the best root, others drawn from "
-        "softmax(totals)), rank (slot b = b-th best: RC23's -Beam Align), random (uniform draws)",
-        choices=ALIGNMENTS,
-    ),
-    GUMBEL,
-    Option(
-        "pre_ssm",
-        bool,
-        False,
-        "a bidirectional pair of ssm layers (GLU-mixed, residual) before the leaves, standing "
-        "in for RC23's S4D layer",
-    ),
-    READOUT,
-    PAD_ID,
-    DROPOUT,
-)
 
 
 # --------------------------------------------------------------------------- parts
@@ -305,8 +224,8 @@ class GRCModel(TreeModel):
     baseline, one-way)."""
 
     family = "grc"
-    summary = "the GRC composition cell run as a causal RNN (RC23's recurrent baseline)"
-    options_spec = GRC_OPTIONS
+    summary = CARDS["grc"].summary
+    options_spec = CARDS["grc"].options
     encoder: ClassVar[bool] = False
 
     def forward(self, inputs: Tensor) -> Tensor:
@@ -451,8 +370,8 @@ class BBTModel(TreeEncoder):
     """Balanced binary tree RvNN (RC23's BBT-GRC)."""
 
     family = "bbt"
-    summary = "balanced-binary-tree RvNN with the GRC cell (log2 n depth; RC23's BBT-GRC)"
-    options_spec = BBT_OPTIONS
+    summary = CARDS["bbt"].summary
+    options_spec = CARDS["bbt"].options
 
     def encode(self, emb: Tensor, lengths: Tensor) -> Tensor:
         roots, self.depth = balanced_tree(self.cell, self.leaves(emb, lengths), lengths)
@@ -492,22 +411,14 @@ class BeamTreeModel(TreeEncoder):
     """Beam-Tree RvNN (BT23; with the children scorer, EBT23's efficient variant)."""
 
     family = "beam_tree"
-    summary = "beam search over adjacent-pair merges with the GRC cell (BT23 / EBT23)"
-    options_spec = BEAM_TREE_OPTIONS
+    summary = CARDS["beam_tree"].summary
+    options_spec = CARDS["beam_tree"].options
 
     def __init__(self, vocab_size: int, width: int, options: Mapping[str, Any]) -> None:
         super().__init__(vocab_size, width, options)
         self.scorer: ChildrenScorer | ParentScorer = (
             ChildrenScorer(width) if self.options["scorer"] == "children" else ParentScorer(width)
         )
-
-    @classmethod
-    def check_options(cls, width: int, options: dict[str, Any]) -> None:
-        if options["topk"] == "onesoft" and options["scorer"] != "parent":
-            raise UserError(
-                f"model '{cls.family}': option 'topk'=onesoft needs scorer=parent (its soft slot "
-                f"mixes every candidate parent), got scorer={options['scorer']}"
-            )
 
     def encode(self, emb: Tensor, lengths: Tensor) -> Tensor:
         o = self.options
@@ -540,8 +451,8 @@ class RIRModel(TreeEncoder):
     """Recursion in Recursion (RC23): outer balanced k-ary tree, inner beam search."""
 
     family = "rir"
-    summary = "recursion in recursion: k-ary balanced tree of inner beam searches (RC23)"
-    options_spec = RIR_OPTIONS
+    summary = CARDS["rir"].summary
+    options_spec = CARDS["rir"].options
 
     def __init__(self, vocab_size: int, width: int, options: Mapping[str, Any]) -> None:
         super().__init__(vocab_size, width, options)

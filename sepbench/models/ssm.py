@@ -11,10 +11,16 @@ x + out_proj(y) where, from u = in_proj(norm(x)) (and the gate z when ``gate=Tru
 
 The decay is one number per channel (Mamba-2's scalar-per-head structure with head dimension 1;
 Mamba-1 has one per channel *and* state index). That makes the scan exact and stable in
-parallel form: ``selective_scan`` splits time into chunks, computes each chunk's outputs with
-the masked decay matrix exp(L_t − L_s) (s ≤ t, L = cumulative Σ Δ A ≤ 0: only exponentials of
-non-positive numbers), and passes states between chunks with the same identity one level up —
-no Python loop over time. The state carried between steps is d × n floats per layer.
+parallel form: ``ssm_scan.selective_scan`` splits time into chunks, computes each chunk's
+outputs with the masked decay matrix exp(L_t − L_s) (s ≤ t, L = cumulative Σ Δ A ≤ 0: only
+exponentials of non-positive numbers), and hands states from chunk to chunk in a loop over
+T/chunk summaries (linear in T). The state carried between steps is d × n floats per layer.
+
+Inference time (``sepbench.models.ssm_inference``, ``sepbench.models.collapse``):
+``model.with_inference(**options)`` — a weight-sharing copy with the training-free collapse
+mitigations (decay/write scaling, state normalisation, sliding window); ``model.state_trace(
+inputs, stride)`` — per-layer, per-channel state norms and cumulative log-decays for the
+collapse detector.
 
 Parameters (per layer ``layers[l]``; ``torch.nn.Linear`` convention y = x Wᵀ + b):
 ``norm`` LayerNorm(d) or Identity; ``in_proj.weight`` [2d, d] (rows 0:d → u, d:2d → z) or
@@ -25,85 +31,45 @@ Model: ``embed.weight`` [vocab, d], ``norm_f``, ``readout.weight/bias`` [vocab, 
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from sepbench.errors import UserError
 from sepbench.models.access import Weights
 from sepbench.models.base import SeqModel, State
-from sepbench.models.options import Option, int_option
+from sepbench.models.cards import CARDS
+from sepbench.models.collapse import StateTrace
+from sepbench.models.ssm_inference import (
+    PLAIN,
+    Inference,
+    layer_scan,
+    layer_state,
+    layer_step,
+    parse_inference,
+    state_floats,
+)
+from sepbench.models.ssm_scan import CHUNK, SCAN_FLOATS, selective_scan
 from sepbench.models.transformer import norm
 
-CHUNK = 8
-"""Time steps per chunk of the parallel scan (work O(T·CHUNK·d), memory likewise)."""
-SCAN_FLOATS = 1 << 20
-"""Largest intra-chunk tensor (floats) the scan builds at once; more rows are scanned in turn."""
+__all__ = ["CHUNK", "SCAN_FLOATS", "SSMLayer", "SSMModel", "selective_scan"]
 
 
-def selective_scan(a: Tensor, x: Tensor, B: Tensor, C: Tensor, chunk: int = CHUNK) -> Tensor:
-    """y_t[c] = C_t · h_t[c, :] for h_t[c, :] = exp(a_t[c]) h_{t−1}[c, :] + x_t[c] B_t, h_0 = 0,
-    for all t at once (a = Δ·A is the log-decay, x = Δ·u the write).
+class Coefficients(NamedTuple):
+    """One layer's recurrence inputs for ``x : [..., T, d]`` (or one step ``[B, d]``)."""
 
-    Shapes: ``a, x : [..., T, d]`` (a ≤ 0), ``B, C : [..., T, n]`` → ``[..., T, d]``.
-    """
-    lead = a.shape[:-2]
-    t_len, d = a.shape[-2:]
-    n = B.shape[-1]
-    a, x = a.reshape(-1, t_len, d), x.reshape(-1, t_len, d)
-    B, C = B.reshape(-1, t_len, n), C.reshape(-1, t_len, n)
-    # the intra-chunk tensors hold rows·T·chunk·d floats: keep them cache-sized (ensembles
-    # fold their members into the rows) by scanning groups of rows one after another
-    rows = max(1, SCAN_FLOATS // max(1, t_len * chunk * d))
-    if a.shape[0] > rows:
-        parts = [
-            _scan(a[i : i + rows], x[i : i + rows], B[i : i + rows], C[i : i + rows], chunk)
-            for i in range(0, a.shape[0], rows)
-        ]
-        return torch.cat(parts).reshape(*lead, t_len, d)
-    return _scan(a, x, B, C, chunk).reshape(*lead, t_len, d)
-
-
-def _scan(a: Tensor, x: Tensor, B: Tensor, C: Tensor, chunk: int) -> Tensor:
-    """``selective_scan`` on ``[rows, T, ·]`` tensors."""
-    bsz, t_len, d = a.shape
-    n = B.shape[-1]
-    k = max(1, min(chunk, t_len))
-    pad = (-t_len) % k
-    if pad:  # zero log-decay and zero writes after the end change nothing before it
-        a, x = F.pad(a, (0, 0, 0, pad)), F.pad(x, (0, 0, 0, pad))
-        B, C = F.pad(B, (0, 0, 0, pad)), F.pad(C, (0, 0, 0, pad))
-    nc = (t_len + pad) // k
-    a = a.reshape(bsz, nc, k, d)
-    x = x.reshape(bsz, nc, k, d)
-    Bc = B.reshape(bsz, nc, k, n)
-    Cc = C.reshape(bsz, nc, k, n)
-    L = a.cumsum(dim=2)  # [b, c, k, d]: log-decay from the chunk start through step t
-
-    # inside each chunk: y_t = Σ_{s<=t} (C_t·B_s) exp(L_t − L_s) x_s
-    causal = torch.ones(k, k, dtype=torch.bool, device=a.device).tril()
-    seg = L.unsqueeze(3) - L.unsqueeze(2)  # [b, c, t, s, d]
-    decay = torch.exp(seg.masked_fill(~causal[:, :, None], float("-inf")))
-    cb = Cc @ Bc.transpose(-1, -2)  # [b, c, t, s]
-    y = ((cb.unsqueeze(-1) * decay) * x.unsqueeze(2)).sum(dim=3)  # [b, c, t, d]
-
-    if nc > 1:
-        # the state each chunk hands on: S_c = Σ_s exp(L_end − L_s) x_s B_s   [b, c, d, n]
-        L_end = L[:, :, -1, :]  # [b, c, d]
-        w = torch.exp(L_end.unsqueeze(2) - L) * x
-        S = torch.einsum("bcsd,bcsn->bcdn", w, Bc)
-        # state entering chunk c: Σ_{c' < c} exp(Q_{c−1} − Q_{c'}) S_{c'},  Q = cumsum(L_end)
-        Q = L_end.cumsum(dim=1)
-        Q_prev = Q - L_end
-        before = torch.ones(nc, nc, dtype=torch.bool, device=a.device).tril(-1)
-        seg2 = Q_prev.unsqueeze(2) - Q.unsqueeze(1)  # [b, c, c', d]
-        D2 = torch.exp(seg2.masked_fill(~before[:, :, None], float("-inf")))
-        H_in = torch.einsum("bxyd,bydn->bxdn", D2, S)
-        y = y + torch.exp(L) * torch.einsum("bctn,bcdn->bctd", Cc, H_in)
-    return y.reshape(bsz, nc * k, d)[:, :t_len]
+    u: Tensor  # [..., d] the SSM input (after in_proj)
+    z: Tensor | None  # [..., d] the gate input
+    a: Tensor  # [..., d] log-decay ≤ 0 (after the inference scales)
+    x: Tensor  # [..., d] write (after the inference scales)
+    B: Tensor  # [..., n]
+    C: Tensor  # [..., n]
 
 
 class SSMLayer(nn.Module):
@@ -127,56 +93,64 @@ class SSMLayer(nn.Module):
             dt = torch.exp(torch.empty(width).uniform_(math.log(1e-3), math.log(1e-1)))
             self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # softplus⁻¹(dt)
 
-    def _inputs(self, x: Tensor, w: Weights) -> tuple[Tensor, Tensor | None]:
+    def coefficients(self, x: Tensor, w: Weights, inf: Inference = PLAIN) -> Coefficients:
+        """Δ = softplus(dt_proj(u)), a = Δ·A, write Δ·u, B, C — adjusted by ``inf``."""
         uz = w.linear(w.norm(x, "norm"), "in_proj")
-        if self.gate:
-            u, z = uz.split(self.width, dim=-1)
-            return u, z
-        return uz, None
+        u, z = uz.split(self.width, dim=-1) if self.gate else (uz, None)
+        delta = F.softplus(w.linear(u, "dt_proj"))
+        a, write = inf.adjust(delta, -torch.exp(w.vector("A_log", delta)), u)
+        return Coefficients(u, z, a, write, w.linear(u, "B_proj"), w.linear(u, "C_proj"))
+
+    def output(self, x: Tensor, y: Tensor, c: Coefficients, w: Weights) -> Tensor:
+        """x + out_proj((y + D u) ⊙ silu(z)) from the scan's C_t · h_t."""
+        y = y + w.vector("D", c.u) * c.u
+        if c.z is not None:
+            y = y * F.silu(c.z)
+        return x + w.linear(y, "out_proj")
 
     def forward(self, x: Tensor) -> Tensor:
         return self.run(x, Weights.of(self))
 
-    def run(self, x: Tensor, w: Weights) -> Tensor:
-        """``x : [..., T, width]`` (a leading member dim E when ``w`` is stacked)."""
-        u, z = self._inputs(x, w)
-        delta = F.softplus(w.linear(u, "dt_proj"))
-        a = delta * -torch.exp(w.vector("A_log", delta))
-        y = selective_scan(a, delta * u, w.linear(u, "B_proj"), w.linear(u, "C_proj"), self.chunk)
-        y = y + w.vector("D", u) * u
-        if z is not None:
-            y = y * F.silu(z)
-        return x + w.linear(y, "out_proj")
+    def run(self, x: Tensor, w: Weights, inf: Inference = PLAIN, index: int = 0) -> Tensor:
+        """``x : [..., T, width]`` (a leading member dim E when ``w`` is stacked); ``index``:
+        this layer's position in the stack (its ``state_norm`` thresholds)."""
+        return self.run_traced(x, w, inf, index)[0]
+
+    def run_traced(
+        self, x: Tensor, w: Weights, inf: Inference, index: int, stride: int = 0
+    ) -> tuple[Tensor, Coefficients, Tensor | None]:
+        """``run`` plus the coefficients and (``stride`` > 0) the states read every
+        ``stride``-th step ``[..., T // stride, width, n]``."""
+        c = self.coefficients(x, w, inf)
+        out = layer_scan(inf, index, c.a, c.x, c.B, c.C, stride)
+        return self.output(x, out.y, c, w), c, out.states
 
     def step(self, x: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
         """``x : [B, d]``, state ``h : [B, d, n]`` → (output [B, d], new state)."""
-        u, z = self._inputs(x, Weights.of(self))
-        delta = F.softplus(self.dt_proj(u))
-        decay = torch.exp(delta * -torch.exp(self.A_log))
-        h = decay.unsqueeze(-1) * h + (delta * u).unsqueeze(-1) * self.B_proj(u).unsqueeze(1)
-        y = (h * self.C_proj(u).unsqueeze(1)).sum(-1) + self.D * u
-        if z is not None:
-            y = y * F.silu(z)
-        return x + self.out_proj(y), h
+        out, (h,) = self.step_with(x, (h,), PLAIN, 0, None)
+        return out, h
 
-
-def ssm_options() -> tuple[Option, ...]:
-    return (
-        int_option("state_dim", 16, "state entries per channel (n): the state is width × n"),
-        Option("gate", bool, True, "multiply the SSM output by silu(z) (Mamba's gate branch)"),
-    )
+    def step_with(
+        self,
+        x: Tensor,
+        carried: tuple[Tensor, ...],
+        inf: Inference,
+        index: int,
+        count: Tensor | None,
+    ) -> tuple[Tensor, tuple[Tensor, ...]]:
+        """One incremental step under ``inf`` (state layout: ``ssm_inference``)."""
+        w = Weights.of(self)
+        c = self.coefficients(x, w, inf)
+        y, carried = layer_step(inf, index, carried, c.a, c.x, c.B, c.C, count)
+        return self.output(x, y, c, w), carried
 
 
 class SSMModel(SeqModel):
     """Embedding → ``layers`` selective-SSM layers → final norm → readout."""
 
     family = "ssm"
-    summary = "diagonal selective state-space model (Mamba style, chunked parallel scan)"
-    options_spec = (
-        int_option("layers", 1, "number of SSM layers"),
-        *ssm_options(),
-        Option("layer_norm", bool, True, "pre-norm LayerNorms (constructions turn them off)"),
-    )
+    summary = CARDS["ssm"].summary
+    options_spec = CARDS["ssm"].options
 
     def __init__(self, vocab_size: int, width: int, options: dict[str, Any]) -> None:
         super().__init__(vocab_size, width, options)
@@ -187,6 +161,19 @@ class SSMModel(SeqModel):
         )
         self.norm_f = norm(width, o["layer_norm"])
         self.readout = nn.Linear(width, vocab_size)
+        self.inference: Inference = PLAIN
+        """Inference-time mitigations (``with_inference``); not part of ``config()``."""
+
+    def with_inference(self, **options: Any) -> SSMModel:
+        """A copy sharing this model's parameters (and modules) that runs with exactly these
+        inference options — ``decay_scale``, ``write_scale``, ``dt_scale``, ``state_norm``,
+        ``renorm_every``, ``window`` (``sepbench.models.ssm_inference``; none: the plain
+        model). Forward, ensemble forward, ``step`` and ``state_trace`` all honour them. An
+        unknown option, a bad value or a combination the SSM cannot honour → UserError."""
+        inference = parse_inference(self.family, len(self.layers), self.width, options)
+        twin = copy.copy(self)
+        twin.inference = inference
+        return twin
 
     def forward(self, inputs: Tensor) -> Tensor:
         self._check_inputs(inputs)
@@ -199,21 +186,75 @@ class SSMModel(SeqModel):
         """Logits for ``inputs : [B, T]`` (stacked weights: ``[E, B, T]`` → ``[E, B, T, V]``)."""
         x = w.embed(inputs, "embed")
         for i, layer in enumerate(self.layers):
-            x = cast(SSMLayer, layer).run(x, w.sub(f"layers.{i}"))
+            x = cast(SSMLayer, layer).run(x, w.sub(f"layers.{i}"), self.inference, i)
         return w.linear(w.norm(x, "norm_f"), "readout")
 
+    def state_trace(self, inputs: Tensor, stride: int = 16) -> StateTrace:
+        """Per layer and channel, after every ``stride``-th token of ``inputs : [rows, T]``:
+        the norm of the state the layer reads, ‖h_t[c, :]‖₂, and the cumulative log-decay
+        L_t[c] = Σ_{i≤t} a_i[c] (both under this model's inference options: the renormalised
+        state with ``state_norm``, the window's state with ``window``), plus the mean and
+        variance of all state entries. Computed by the parallel scan, without gradients;
+        statistics in float64. → :class:`sepbench.models.collapse.StateTrace`."""
+        self._check_inputs(inputs)
+        t_len = inputs.shape[1]
+        if isinstance(stride, bool) or not isinstance(stride, int) or not 1 <= stride <= t_len:
+            raise UserError(
+                f"state_trace: stride must be an integer in [1, {t_len}] (the input length), "
+                f"got {stride!r}"
+            )
+        w = Weights.of(self)
+        norms, log_decay, first, mean, var = [], [], [], [], []
+        with torch.no_grad():
+            x = w.embed(inputs, "embed")
+            for i, layer in enumerate(self.layers):
+                x, c, states = cast(SSMLayer, layer).run_traced(
+                    x, w.sub(f"layers.{i}"), self.inference, i, stride
+                )
+                assert states is not None
+                h = states.double()  # [rows, m, d, n]
+                L = c.a.double().cumsum(dim=1)  # [rows, T, d]
+                norms.append(torch.linalg.vector_norm(h, dim=-1))
+                log_decay.append(L[:, stride - 1 :: stride][:, : h.shape[1]])
+                first.append(L[:, 0])
+                mean.append(h.mean(dim=(-1, -2)))
+                var.append(h.var(dim=(-1, -2), unbiased=False))
+        arr = lambda xs: np.stack([v.cpu().numpy() for v in xs])  # noqa: E731
+        return StateTrace(
+            steps=tuple(range(stride, t_len + 1, stride)),
+            norms=arr(norms),
+            log_decay=arr(log_decay),
+            first_log_decay=arr(first),
+            mean=arr(mean),
+            variance=arr(var),
+        )
+
     def state_size(self, length: int) -> int:
-        return self.options["layers"] * self.width * self.options["state_dim"]
+        o = self.options
+        return state_floats(self.inference, o["layers"], self.width, o["state_dim"])
 
     def init_state(self, batch_size: int) -> State:
-        z = self.embed.weight.new_zeros(batch_size, self.width, self.options["state_dim"])
-        return tuple(z.clone() for _ in self.layers)
+        like = self.embed.weight
+        n, inf = self.options["state_dim"], self.inference
+        state = [t for _ in self.layers for t in layer_state(inf, batch_size, self.width, n, like)]
+        if inf.state_norm is not None:
+            state.append(like.new_zeros(batch_size))  # tokens read
+        return tuple(state)
 
     def step(self, tokens: Tensor, state: State) -> tuple[Tensor, State]:
+        inf = self.inference
+        count = None
+        if inf.state_norm is not None:
+            count, state = state[-1] + 1, state[:-1]
+        per = len(state) // len(self.layers)
         x = self.embed(tokens)
-        new = []
-        for layer, h in zip(self.layers, state, strict=True):
-            x, h = cast(SSMLayer, layer).step(x, h)
-            new.append(h)
+        new: list[Tensor] = []
+        for i, layer in enumerate(self.layers):
+            x, carried = cast(SSMLayer, layer).step_with(
+                x, tuple(state[i * per : (i + 1) * per]), inf, i, count
+            )
+            new.extend(carried)
+        if count is not None:
+            new.append(count)
         out: Tensor = self.readout(self.norm_f(x))
         return out, tuple(new)

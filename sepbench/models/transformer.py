@@ -33,7 +33,7 @@ usually build with ``bias=False``. A layer computes ``x = x + attn(ln1(x))`` the
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 import torch
@@ -43,9 +43,7 @@ from torch import Tensor, nn
 from sepbench.errors import UserError
 from sepbench.models.access import Weights
 from sepbench.models.base import SeqModel, State
-from sepbench.models.options import Option, int_option
-
-POSITIONS = ("learned", "sinusoidal", "none", "rope")
+from sepbench.models.cards import CARDS
 
 
 def sinusoidal(length: int, width: int, offset: int = 0, *, like: Tensor) -> Tensor:
@@ -217,57 +215,36 @@ def resolve_scale(attn_scale: Any, head_dim: int) -> float:
     return 1.0 / math.sqrt(head_dim) if attn_scale == "sqrt" else float(attn_scale)
 
 
-def attention_options(pos_default: str) -> tuple[Option, ...]:
-    """The options of an attention layer, shared by ``transformer`` and ``hybrid``."""
-    return (
-        int_option("heads", 1, "attention heads per layer"),
-        int_option(
-            "head_dim",
-            lambda width, o: max(1, width // o["heads"]),
-            "query/key/value dimension per head",
-            default_doc="width // heads",
-        ),
-        Option(
-            "pos",
-            str,
-            pos_default,
-            "position information: learned table, fixed sinusoids, none, or rotary (RoPE)",
-            choices=POSITIONS,
-        ),
-        int_option(
-            "max_len",
-            512,
-            "longest input (size of the learned position table)",
-            applies=lambda o: o["pos"] == "learned",
-            applies_doc="with pos=learned",
-        ),
-        Option(
-            "attn_scale",
-            float,
-            "sqrt",
-            "factor on q·k before the softmax: 'sqrt' = 1/sqrt(head_dim), or a number "
-            "(1.0 = no scaling, the theory's convention)",
-            words=("sqrt",),
-            check=lambda v: v > 0,
-            rule="a number > 0",
-        ),
-        Option("layer_norm", bool, True, "pre-norm LayerNorms (constructions turn them off)"),
-        int_option(
-            "mlp_width",
-            lambda width, o: 4 * width,
-            "hidden units of each ReLU MLP (0: attention-only layers)",
-            minimum=0,
-            default_doc="4 * width",
-        ),
-        Option("bias", bool, True, "biases in every linear map (attention, MLP, readout)"),
+def make_block(width: int, o: Mapping[str, Any]) -> Block:
+    """One :class:`Block` from validated :func:`attention_options` (``o``)."""
+    return Block(
+        width,
+        o["heads"],
+        o["head_dim"],
+        resolve_scale(o["attn_scale"], o["head_dim"]),
+        o["pos"] == "rope",
+        o["layer_norm"],
+        o["mlp_width"],
+        o["bias"],
     )
 
 
-def check_attention_options(family: str, width: int, o: dict[str, Any]) -> None:
-    if o["pos"] == "rope" and o["head_dim"] % 2:
-        raise UserError(
-            f"model '{family}': option 'pos'=rope needs an even head_dim, got {o['head_dim']}"
-        )
+def run_blocks(layers: nn.ModuleList, x: Tensor, w: Weights) -> Tensor:
+    """``x`` through every :class:`Block` of ``layers`` in order (``w``: the list's weights)."""
+    for i, layer in enumerate(layers):
+        x = cast(Block, layer).run(x, w.sub(str(i)))
+    return x
+
+
+def step_blocks(layers: nn.ModuleList, x: Tensor, caches: Sequence[Tensor]) -> tuple[Tensor, State]:
+    """One new position ``x : [B, width]`` through ``layers``; ``caches`` holds each layer's
+    key and value cache in turn (``2·len(layers)`` tensors ``[B, H, t, dh]``); returns the
+    output and the extended caches in the same order."""
+    new: list[Tensor] = []
+    for i, layer in enumerate(layers):
+        x, k, v = cast(Block, layer).step(x, caches[2 * i], caches[2 * i + 1])
+        new += [k, v]
+    return x, tuple(new)
 
 
 class Positions(nn.Module):
@@ -305,32 +282,15 @@ class TransformerModel(SeqModel):
     """Decoder-only causal Transformer: embedding (+ positions) → L pre-norm layers → readout."""
 
     family = "transformer"
-    summary = "causal softmax Transformer (explicit W_Q, W_K, W_V, W_O; ReLU MLPs; residuals)"
-    options_spec = (
-        int_option("layers", 1, "number of attention layers"),
-        *attention_options("learned"),
-    )
+    summary = CARDS["transformer"].summary
+    options_spec = CARDS["transformer"].options
 
     def __init__(self, vocab_size: int, width: int, options: dict[str, Any]) -> None:
         super().__init__(vocab_size, width, options)
         o = self.options
-        head_dim = o["head_dim"]
         self.embed = nn.Embedding(vocab_size, width)
         self.positions = Positions(o["pos"], width, o.get("max_len", 0), self.family)
-        scale = resolve_scale(o["attn_scale"], head_dim)
-        self.layers = nn.ModuleList(
-            Block(
-                width,
-                o["heads"],
-                head_dim,
-                scale,
-                o["pos"] == "rope",
-                o["layer_norm"],
-                o["mlp_width"],
-                o["bias"],
-            )
-            for _ in range(o["layers"])
-        )
+        self.layers = nn.ModuleList(make_block(width, o) for _ in range(o["layers"]))
         self.norm_f = norm(width, o["layer_norm"])
         self.readout = nn.Linear(width, vocab_size, bias=o["bias"])
 
@@ -349,8 +309,7 @@ class TransformerModel(SeqModel):
     def run(self, inputs: Tensor, w: Weights) -> Tensor:
         """Logits for ``inputs : [B, T]`` (stacked weights: ``[E, B, T]`` → ``[E, B, T, V]``)."""
         x = self.positions.run(w.embed(inputs, "embed"), w.sub("positions"))
-        for i, layer in enumerate(self.layers):
-            x = cast(Block, layer).run(x, w.sub(f"layers.{i}"))
+        x = run_blocks(self.layers, x, w.sub("layers"))
         return w.linear(w.norm(x, "norm_f"), "readout")
 
     def state_size(self, length: int) -> int:
@@ -366,13 +325,6 @@ class TransformerModel(SeqModel):
     def step(self, tokens: Tensor, state: State) -> tuple[Tensor, State]:
         offset = state[0].shape[2]
         x = self.positions(self.embed(tokens)[:, None, :], offset)[:, 0]
-        new: list[Tensor] = []
-        for i, layer in enumerate(self.layers):
-            x, k, v = cast(Block, layer).step(x, state[2 * i], state[2 * i + 1])
-            new += [k, v]
+        x, new = step_blocks(self.layers, x, state)
         out: Tensor = self.readout(self.norm_f(x))
-        return out, tuple(new)
-
-    @classmethod
-    def check_options(cls, width: int, o: dict[str, Any]) -> None:
-        check_attention_options(cls.family, width, o)
+        return out, new

@@ -4,29 +4,28 @@
 >>> report.write_report("runs/lookup.sqlite", "runs/lookup-report")   # doctest: +SKIP
 PosixPath('runs/lookup-report/report.md')
 
-:func:`write_report` reads a results store (or a study summary), fits each curve's growth law
+:func:`write_report` reads a results store, fits each curve's growth law
 (:func:`sepbench.theory.fit_growth`), sets it beside every theorem of the model's class
 (:func:`sepbench.theory.verdict`) and writes ``report.md``, ``report.json`` and
 ``figures/*.png|svg`` into the output directory — atomically: an interrupted report leaves the
 previous one intact. :func:`collect` gives the same content as data. The conventions (model
 classes, width vs state, precision, censored widths) are stated in
 :mod:`sepbench.report.data` and in every report.
+
+The report only reads: model facts come from the trials (or the family cards,
+:mod:`sepbench.models.cards`), theorem facts from the catalogue (:mod:`sepbench.theory`).
+Modules by concern: ``collect`` (a store in, :class:`ReportData` out), ``facts`` (a pair's
+model facts), ``fits`` (growth fits), ``bounds`` (bound curves in width units), ``verdicts``
+(a theorem beside a curve, in words), ``constructions`` (construction curves), ``lengths``
+(length generalisation), ``data`` (the plain records), ``plots``, ``markdown``, ``writer``.
 """
 
-from sepbench.report.data import (
-    DEFAULT_PRECISION_BITS,
-    LENGTH_EVAL_KEY,
-    BoundCurve,
-    ConstructionCurve,
-    PairData,
-    ReportData,
-    ResultVerdict,
-    collect,
-    construction_curves,
-    model_class,
-    resolve_store,
-    state_per_width,
-)
+from sepbench.report.bounds import BoundCurve
+from sepbench.report.collect import collect
+from sepbench.report.constructions import ConstructionCurve, construction_curves
+from sepbench.report.data import DEFAULT_PRECISION_BITS, PairData, ReportData
+from sepbench.report.lengths import LENGTH_EVAL_KEY
+from sepbench.report.verdicts import ResultVerdict
 from sepbench.report.writer import MARKER, REPORT_NAME, write_report
 
 __all__ = [
@@ -41,8 +40,5 @@ __all__ = [
     "ResultVerdict",
     "collect",
     "construction_curves",
-    "model_class",
-    "resolve_store",
-    "state_per_width",
     "write_report",
 ]

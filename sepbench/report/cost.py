@@ -17,17 +17,17 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from sepbench.report.plots import model_color
+from sepbench.theory import fit_growth
 
 
-def power_fit(ns: Sequence[float], values: Sequence[float]) -> tuple[float, float]:
-    """(c, a) of the least-squares line log v = log c + a·log n through the points: the power law
-    c·n^a (a = 0 with fewer than two points). The exponent of a cost that is an offset plus a
-    power of n approaches the power's from below as n grows."""
-    x, y = np.log(np.asarray(ns, float)), np.log(np.asarray(values, float))
-    if len(x) < 2:
-        return (float(np.exp(y[0])) if len(y) else 0.0), 0.0
-    a, b = np.polyfit(x, y, 1)
-    return float(np.exp(b)), float(a)
+def power_fit(ns: Sequence[float], values: Sequence[float]) -> tuple[float, float] | None:
+    """(c, a) of the power law c·n^a through the points — :func:`sepbench.theory.fit_growth`'s
+    (least squares of log value on log n); None with fewer than three distinct n. The exponent
+    of a cost that is an offset plus a power of n approaches the power's from below."""
+    if len(set(ns)) < 3:
+        return None
+    params = fit_growth(ns, values, n_boot=0).laws["power"].params
+    return params["c"], params["alpha"]
 
 
 def cost_figure(points: Sequence[Mapping[str, Any]], title: str = "") -> Figure:
@@ -45,13 +45,13 @@ def cost_figure(points: Sequence[Mapping[str, Any]], title: str = "") -> Figure:
             mine = [p for p in points if p["label"] == label]
             meas = [p for p in mine if p["measured"]]
             extra = [p for p in mine if not p["measured"]]
-            c, a = power_fit([p["n"] for p in meas], [p[key] for p in meas])
+            fit = power_fit([p["n"] for p in meas], [p[key] for p in meas])
             ax.plot(
                 [p["n"] for p in meas],
                 [p[key] * scale for p in meas],
                 "o",
                 color=color,
-                label=f"{label}  (n^{a:.2f})",
+                label=f"{label}  (n^{fit[1]:.2f})" if fit else label,
             )
             if extra:
                 ax.plot(
@@ -61,9 +61,9 @@ def cost_figure(points: Sequence[Mapping[str, Any]], title: str = "") -> Figure:
                     markerfacecolor="none",
                     color=color,
                 )
-            if len(meas) >= 2:
+            if fit:
                 grid = np.geomspace(min(p["n"] for p in mine), max(p["n"] for p in mine), 50)
-                ax.plot(grid, c * grid**a * scale, "--", color=color, linewidth=0.9)
+                ax.plot(grid, fit[0] * grid ** fit[1] * scale, "--", color=color, linewidth=0.9)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("sequence length n (tokens)")

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from sepbench import __version__
-from sepbench.report.data import NO_THEOREM, PairData, ReportData
+from sepbench.report.data import PairData, ReportData
+from sepbench.report.verdicts import NO_THEOREM
 
 OUTCOME_MARK = {
     "consistent": "consistent",
@@ -55,16 +56,38 @@ def theorems_text(pair: PairData) -> str:
 
 def render(data: ReportData, figures: Mapping[str, Sequence[str]]) -> str:
     """The markdown text; ``figures`` maps figure keys to paths relative to report.md."""
-    s = data.summary
-    spec = data.spec
-    out: list[str] = [f"# Width-scaling report: {data.study}", ""]
-    if spec is not None and spec.description:
-        out += [spec.description, ""]
+    out: list[str] = [
+        *_title(data),
+        *_study(data),
+        *_study_notes(data),
+        *_conventions(data),
+        *_verdict_table(data),
+        *_detail_table(data),
+        *_task_sections(data, figures),
+        *_problems(data),
+    ]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _title(data: ReportData) -> list[str]:
+    out = [f"# Width-scaling report: {data.study}", ""]
+    if data.spec.description:
+        out += [data.spec.description, ""]
+    return out
+
+
+def _study(data: ReportData) -> list[str]:
+    """The study in numbers: store, trials, searches, wall time, the spec's grid and budget."""
+    s, spec = data.summary, data.spec
     done = sum(x.status == "done" for x in s.searches)
     censored = [x for x in s.searches if x.status == "censored"]
     incomplete = sum(x.status == "incomplete" for x in s.searches)
     violations = [x for x in s.searches if x.violations]
-    out += [
+    ref = min(spec.lengths)
+    b = spec.budget
+    steps = ", ".join(f"N={n}: {b.steps_at(n, ref)}" for n in spec.lengths)
+    opts = f", options {dict(b.options)}" if b.options else ""
+    return [
         f"- store: `{data.store_path}` (spec {data.spec_hash[:12]}"
         + (f", created {data.created}" if data.created else "")
         + ")",
@@ -76,36 +99,37 @@ def render(data: ReportData, figures: Mapping[str, Sequence[str]]) -> str:
         + (f"; {_duration(s.wall_s)} in the run that produced this summary" if s.wall_s else ""),
         f"- monotonicity violations: {len(violations)} search(es)",
         f"- censored points: {len(censored)} seed(s) found no width up to the maximum",
+        f"- lengths N: {', '.join(map(str, spec.lengths))}; seeds: "
+        f"{', '.join(map(str, spec.seeds))}; accuracy threshold {spec.threshold:g}; "
+        f"study seed {spec.seed}",
+        f"- widths searched: {spec.width.min}..{spec.width.max} step {spec.width.resolution}"
+        f" ({spec.width.reprobes} re-probe(s) on a monotonicity violation)"
+        + "".join(
+            f"; {label}: {m.width.min}..{m.width.max} step {m.width.resolution}"
+            for m, label in spec.model_labels()
+            if m.width is not None
+        ),
+        f"- budget: {b.steps} steps at N={b.reference_length or ref}, scaled {b.scale}"
+        + (f", capped at {b.steps_cap}" if b.steps_cap else "")
+        + f" ({steps}); batch {b.batch_size}, lr {b.lr:g}{opts}",
     ]
-    if spec is not None:
-        ref = min(spec.lengths)
-        steps = ", ".join(f"N={n}: {spec.budget.steps_at(n, ref)}" for n in spec.lengths)
-        b = spec.budget
-        opts = f", options {dict(b.options)}" if b.options else ""
-        out += [
-            f"- lengths N: {', '.join(map(str, spec.lengths))}; seeds: "
-            f"{', '.join(map(str, spec.seeds))}; accuracy threshold {spec.threshold:g}; "
-            f"study seed {spec.seed}",
-            f"- widths searched: {spec.width.min}..{spec.width.max} step {spec.width.resolution}"
-            f" ({spec.width.reprobes} re-probe(s) on a monotonicity violation)"
-            + "".join(
-                f"; {label}: {m.width.min}..{m.width.max} step {m.width.resolution}"
-                for m, label in spec.model_labels()
-                if m.width is not None
-            ),
-            f"- budget: {b.steps} steps at N={b.reference_length or ref}, scaled {b.scale}"
-            + (f", capped at {b.steps_cap}" if b.steps_cap else "")
-            + f" ({steps}); batch {b.batch_size}, lr {b.lr:g}{opts}",
-        ]
-    if not s.complete:
+
+
+def _study_notes(data: ReportData) -> list[str]:
+    out = []
+    if not data.summary.complete:
         out += [
             "",
             "> The study is unfinished: unfinished searches are left out of the "
             "curves and fits; run the study again to resume it.",
         ]
     out += ["", *(f"> {n}" for n in data.notes)] if data.notes else []
-    out += _conventions(data)
-    out += ["", "## Verdicts", ""]
+    return out
+
+
+def _verdict_table(data: ReportData) -> list[str]:
+    """One row per (task, model): measured law, exponent, theorems, combined outcome."""
+    out = ["", "## Verdicts", ""]
     out += [
         "One row per (task, model). *Measured* is the growth law the AICc (AIC for < 5 points) "
         "prefers among constant, log, linear and power fits of the per-seed minimal widths; "
@@ -114,33 +138,25 @@ def render(data: ReportData, figures: Mapping[str, Sequence[str]]) -> str:
         "The reason quoted is the deciding theorem's; all of them follow the table.",
         "",
     ]
-    rows = []
-    for p in data.pairs:
-        rows.append(
-            (
-                p.task.label,
-                p.model.label,
-                p.model_class or "—",
-                p.measured_law(),
-                p.alpha_text(),
-                theorems_text(p),
-                OUTCOME_MARK[p.outcome],
-                p.reason or p.fit_note or "—",
-            )
-        )
-    out += _table(
+    rows = [
         (
-            "task",
-            "model",
-            "class",
-            "measured (best law)",
-            "α [CI]",
-            "theorem(s)",
-            "outcome",
-            "reason",
-        ),
-        rows,
-    )
+            p.task.label,
+            p.model.label,
+            p.model_class or "—",
+            p.measured_law(),
+            p.alpha_text(),
+            theorems_text(p),
+            OUTCOME_MARK[p.outcome],
+            p.reason or p.fit_note or "—",
+        )
+        for p in data.pairs
+    ]
+    head = ("task", "model", "class", "measured (best law)", "α [CI]", "theorem(s)", "outcome")
+    return out + _table((*head, "reason"), rows)
+
+
+def _detail_table(data: ReportData) -> list[str]:
+    """Every theorem against every curve, with the bound's value at the largest N."""
     detail = [
         (
             p.task.label,
@@ -156,41 +172,33 @@ def render(data: ReportData, figures: Mapping[str, Sequence[str]]) -> str:
         for p in data.pairs
         for v in p.verdicts
     ]
-    if detail:
-        out += [
-            "",
-            "### Every theorem against every curve",
-            "",
-            "*Bound* is the theorem's width at the largest fitted N in the searched width's units "
-            "(the lower side for lower and tight results, the construction's width for upper "
-            "ones).",
-            "",
-        ]
-        out += _table(
-            (
-                "task",
-                "model",
-                "result",
-                "direction",
-                "form",
-                "bound",
-                "outcome",
-                "reason",
-                "what it means for a trained width",
-            ),
-            detail,
-        )
+    if not detail:
+        return []
+    out = [
+        "",
+        "### Every theorem against every curve",
+        "",
+        "*Bound* is the theorem's width at the largest fitted N in the searched width's units "
+        "(the lower side for lower and tight results, the construction's width for upper "
+        "ones).",
+        "",
+    ]
+    head = ("task", "model", "result", "direction", "form", "bound", "outcome", "reason")
+    return out + _table((*head, "what it means for a trained width"), detail)
+
+
+def _task_sections(data: ReportData, figures: Mapping[str, Sequence[str]]) -> list[str]:
+    """Per task: its parameters, its separation plot, then one section per pair."""
+    out: list[str] = []
     for task in data.tasks:
-        pairs = data.pairs_for(task.label)
         out += ["", f"## {task.label}", ""]
         if task.params:
             params = ", ".join(f"{k}={v}" for k, v in sorted(task.params.items()))
             out += [f"Task `{task.name}` with {params}.", ""]
         out += _images(figures, f"separation/{task.label}", f"{task.label}: separation plot")
-        for p in pairs:
+        for p in data.pairs_for(task.label):
             out += _pair_section(p, figures)
-    out += _problems(data)
-    return "\n".join(out).rstrip() + "\n"
+    return out
 
 
 def _conventions(data: ReportData) -> list[str]:

@@ -9,7 +9,7 @@
 * :func:`heatmap_figure` — one (task, model): mean accuracy of every stored trial on the grid
   probed width × N; cells where some trial reached the threshold are outlined.
 * :func:`length_figure` — length generalisation, when the trials carry it (see
-  :data:`~sepbench.report.data.LENGTH_EVAL_KEY`).
+  :data:`~sepbench.report.lengths.LENGTH_EVAL_KEY`).
 * :func:`construction_figure` — one hand-built construction (docs/constructions.md): its
   smallest verifying width against N with the fitted law, and its precision curve (fewest
   mantissa and fixed-point bits) against N.
@@ -32,7 +32,9 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLocator
 
-from sepbench.report.data import BoundCurve, PairData, TaskInfo
+from sepbench.report.bounds import BoundCurve
+from sepbench.report.data import PairData
+from sepbench.report.infos import TaskInfo
 from sepbench.theory import GrowthFit
 
 LOG_Y_SPAN = 30.0

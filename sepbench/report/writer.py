@@ -27,11 +27,11 @@ from typing import TYPE_CHECKING, Any
 
 from sepbench.errors import UserError
 from sepbench.report import markdown, plots
-from sepbench.report.data import DEFAULT_PRECISION_BITS, ReportData, collect
+from sepbench.report.collect import collect
+from sepbench.report.data import DEFAULT_PRECISION_BITS, ReportData
 
 if TYPE_CHECKING:
     from sepbench.sweep.store import Store
-    from sepbench.sweep.summary import StudySummary
 
 MARKER = ".sepbench-report"
 REPORT_NAME = "report.md"
@@ -40,7 +40,7 @@ _AT_FDCWD = -100
 
 
 def write_report(
-    source: Store | StudySummary | str | os.PathLike[str],
+    store: Store | str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
     constructions: Any = None,
     *,
@@ -51,11 +51,10 @@ def write_report(
     """Write ``out_dir/report.md`` with its figures (``out_dir/figures/*.png|svg``) and
     ``report.json`` (the verdict table as data); return the path of report.md.
 
-    ``source``: an open :class:`~sepbench.sweep.Store`, a
-    :class:`~sepbench.sweep.StudySummary` (its store is read for the spec and trials when it
-    can be), or the path of a store / of a directory holding exactly one store.
+    ``store``: an open :class:`~sepbench.sweep.Store`, or the path of a store file (opened
+    for reading; a study directory is resolved by ``sepbench report``, not here).
     ``constructions``: construction widths, ``{name: [(N, width), ...]}`` (see
-    :func:`~sepbench.report.data.construction_curves` for the accepted forms).
+    :func:`~sepbench.report.constructions.construction_curves` for the accepted forms).
     ``precision_bits``: p used to turn state-bit lower bounds into widths (default 32).
     """
     bad = [f for f in formats if f not in ("png", "svg", "pdf")]
@@ -63,7 +62,7 @@ def write_report(
         raise UserError(f"figure formats must be among png, svg, pdf; got {list(formats)}")
     dest = Path(out_dir)
     _check_destination(dest)
-    data = collect(source, constructions, precision_bits=precision_bits, n_boot=n_boot)
+    data = _collect(store, constructions, precision_bits, n_boot)
     parent = dest.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -83,6 +82,22 @@ def write_report(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return dest / REPORT_NAME
+
+
+def _collect(
+    store: Store | str | os.PathLike[str], constructions: Any, precision_bits: int, n_boot: int
+) -> ReportData:
+    from sepbench.sweep.store import Store
+
+    if isinstance(store, Store):
+        return collect(store, constructions, precision_bits=precision_bits, n_boot=n_boot)
+    if not isinstance(store, str | os.PathLike):
+        raise UserError(
+            f"write_report needs a results store or the path of a store file, got "
+            f"{type(store).__name__}"
+        )
+    with Store.open(store) as opened:
+        return collect(opened, constructions, precision_bits=precision_bits, n_boot=n_boot)
 
 
 def _check_destination(dest: Path) -> None:
@@ -229,6 +244,8 @@ def report_json(data: ReportData, figures: dict[str, list[str]]) -> dict[str, An
                 "family": p.model.family,
                 "model_class": p.model_class,
                 "state_per_width": p.state_factor,
+                "model_facts": p.facts.source,
+                "parameters": {str(w): n for w, n in p.facts.parameters.items()},
                 "best_law": fit.best if fit else None,
                 "law": fit.laws[fit.best].formula() if fit else None,
                 "criterion": fit.criterion if fit else None,

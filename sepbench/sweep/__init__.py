@@ -10,9 +10,10 @@ The sweep touches training through one function, a *probe*:
 :class:`FakeProbe`).
 
 Modules: ``spec`` (study specs), ``plan`` (spec -> searches), ``search`` (the minimal-width
-state machine), ``trial`` (trial config, key, seed), ``store`` (SQLite), ``executors`` (inline,
-local pool, Ray), ``probes`` (training and fake probes), ``runner`` (``run_study``), ``summary``
-(per-seed results, median/range rows, CSV/DataFrame tables).
+state machine), ``trial`` (a search's configuration; a trial, its key and seed), ``laws``
+(growth laws of budgets and fake probes), ``store`` (SQLite), ``executors`` (inline, local
+pool, Ray), ``probes`` (training and fake probes), ``runner`` (``run_study``), ``summary``
+(per-seed results, median/range rows), ``export`` (the flat tables as CSV / DataFrame).
 
 Names are imported on first use, so a pool worker (which needs only ``trial``, ``executors``
 and its probe) and ``sepbench --help`` do not pay for pydantic.
@@ -20,9 +21,10 @@ and its probe) and ``sepbench --help`` do not pay for pydantic.
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from sepbench import lazy
 
 DEFAULT_OUT = Path("runs")
 """Default directory of study stores: ``runs/<study name>.sqlite``."""
@@ -51,6 +53,8 @@ _EXPORTS = {
     "TaskSpec": "spec",
     "WidthSearch": "spec",
     "load_spec": "spec",
+    "to_dataframe": "export",
+    "write_csv": "export",
     "Store": "store",
     "TrialRecord": "store",
     "SearchResult": "summary",
@@ -58,6 +62,7 @@ _EXPORTS = {
     "WidthRow": "summary",
     "summarize": "summary",
     "ProbeOutcome": "trial",
+    "SearchConfig": "trial",
     "TrialBudget": "trial",
     "TrialSpec": "trial",
     "derive_seed": "trial",
@@ -66,6 +71,7 @@ _MODULES = frozenset(_EXPORTS.values())
 
 if TYPE_CHECKING:
     from sepbench.sweep.executors import worker_threads
+    from sepbench.sweep.export import to_dataframe, write_csv
     from sepbench.sweep.plan import SearchPlan, plan_study
     from sepbench.sweep.probes import FakeProbe, TrainingProbe
     from sepbench.sweep.runner import run_study, store_path
@@ -81,7 +87,13 @@ if TYPE_CHECKING:
     )
     from sepbench.sweep.store import Store, TrialRecord
     from sepbench.sweep.summary import SearchResult, StudySummary, WidthRow, summarize
-    from sepbench.sweep.trial import ProbeOutcome, TrialBudget, TrialSpec, derive_seed
+    from sepbench.sweep.trial import (
+        ProbeOutcome,
+        SearchConfig,
+        TrialBudget,
+        TrialSpec,
+        derive_seed,
+    )
 
 __all__ = [
     "DEFAULT_OUT",
@@ -95,6 +107,7 @@ __all__ = [
     "Observation",
     "Probe",
     "ProbeOutcome",
+    "SearchConfig",
     "SearchPlan",
     "SearchResult",
     "Store",
@@ -115,19 +128,10 @@ __all__ = [
     "run_study",
     "store_path",
     "summarize",
+    "to_dataframe",
     "worker_threads",
+    "write_csv",
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-        globals()[name] = value
-        return value
-    if name in _MODULES:
-        return importlib.import_module(f"{__name__}.{name}")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__) | _MODULES)
+__getattr__, __dir__ = lazy.attributes(__name__, _EXPORTS, _MODULES, __all__)

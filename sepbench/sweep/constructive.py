@@ -1,5 +1,9 @@
 """Constructive widths at a study's lengths: what `sepbench run` draws beside trained widths.
 
+Both ends of the cache ``constructions.json`` (beside a study's store) live here:
+:func:`measure_study` measures what it lacks and writes it, :func:`cached_curves` reads it
+back for ``sepbench report``; :func:`report_curves` gives either the form the report draws.
+
 For a construction with a width knob (e.g. ``index_lookup_1layer``'s ``addr_dim``) this is
 :func:`sepbench.constructions.curves.width_curve`: the smallest knob value whose network still
 verifies at each N (doubling, then bisection; every probe at one N checked on the same rows)
@@ -12,7 +16,8 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Callable, Mapping, Sequence
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +40,31 @@ class ConstructiveCurve:
     def report_points(self) -> list[tuple[int, int]]:
         """The points a report can draw (lengths where some knob value verified)."""
         return [(n, w) for n, w in self.points if w is not None]
+
+    def to_json(self) -> dict[str, Any]:
+        """The cache entry (JSON-able)."""
+        return {
+            "name": self.name,
+            "task": self.task,
+            "result_id": self.result_id,
+            "knob": self.knob,
+            "points": [list(p) for p in self.points],
+            "knobs": [list(p) for p in self.knobs],
+        }
+
+    @classmethod
+    def from_json(cls, entry: Mapping[str, Any]) -> ConstructiveCurve:
+        def pairs(key: str) -> tuple[tuple[int, int | None], ...]:
+            return tuple((int(n), None if w is None else int(w)) for n, w in entry[key])
+
+        return cls(
+            entry["name"],
+            entry["task"],
+            entry["result_id"],
+            entry["knob"],
+            pairs("points"),
+            pairs("knobs"),
+        )
 
 
 def constructions_for(task: str) -> list[str]:
@@ -98,23 +128,68 @@ def read_cache(folder: Path) -> dict[str, Any]:
     return cache if isinstance(cache, dict) else {}
 
 
-def cached_curves(spec: Any, folder: Path) -> dict[str, dict[str, Any]]:
-    """The curves of ``folder/constructions.json`` that belong to ``spec`` (its tasks with their
-    parameters, its lengths), in the form the report draws: ``{name: {task, result_id,
-    points}}``. ``sepbench report`` uses it so a re-rendered report keeps the constructions."""
+def measure_study(
+    spec: Any, folder: Path, *, progress: bool = False
+) -> dict[str, list[ConstructiveCurve]]:
+    """The constructive widths of every registered construction of the study's tasks at the
+    study's lengths, ``{task label: [curve, ...]}`` (an empty list: the task has no
+    construction). What ``folder/constructions.json`` lacks is measured (with a progress bar
+    per construction when ``progress``) and written there as soon as it is known, so a killed
+    run keeps what it measured."""
     cache = read_cache(folder)
     lengths = sorted(spec.lengths)
-    curves: dict[str, dict[str, Any]] = {}
+    found: dict[str, list[ConstructiveCurve]] = {}
+    for task, label in spec.task_labels():
+        found[label] = []
+        for name in constructions_for(task.name):
+            key = cache_key(name, task.params, lengths)
+            if key not in cache:
+                cache[key] = _measure(name, lengths, task.params, progress).to_json()
+                folder.mkdir(parents=True, exist_ok=True)
+                (folder / CONSTRUCTIONS_CACHE).write_text(
+                    json.dumps(cache, indent=1) + "\n", encoding="utf-8"
+                )
+            found[label].append(ConstructiveCurve.from_json(cache[key]))
+    return found
+
+
+def _measure(
+    name: str, lengths: list[int], params: dict[str, Any], progress: bool
+) -> ConstructiveCurve:
+    if not progress:
+        return constructive_widths(name, lengths, params)
+    from tqdm.auto import tqdm
+
+    with tqdm(total=len(lengths), desc=f"construction {name}", unit="N", file=sys.stderr) as bar:
+
+        def tick(n: int, width: int | None) -> None:
+            bar.set_postfix_str(f"N={n}: width {width}", refresh=False)
+            bar.update(1)
+
+        return constructive_widths(name, lengths, params, on_length=tick)
+
+
+def report_curves(curves: Iterable[ConstructiveCurve]) -> dict[str, dict[str, Any]]:
+    """Curves in the form the report draws: ``{name: {task, result_id, points}}``, the
+    lengths where the construction verified (a curve with none is left out)."""
+    out: dict[str, dict[str, Any]] = {}
+    for curve in curves:
+        points = curve.report_points()
+        if points:
+            out[curve.name] = {"task": curve.task, "result_id": curve.result_id, "points": points}
+    return out
+
+
+def cached_curves(spec: Any, folder: Path) -> dict[str, dict[str, Any]]:
+    """The curves of ``folder/constructions.json`` that belong to ``spec`` (its tasks with their
+    parameters, its lengths), in the form the report draws (:func:`report_curves`).
+    ``sepbench report`` uses it so a re-rendered report keeps the constructions."""
+    cache = read_cache(folder)
+    lengths = sorted(spec.lengths)
+    found = []
     for task, _ in spec.task_labels():
         for name in constructions_for(task.name):
             entry = cache.get(cache_key(name, task.params, lengths))
-            if not isinstance(entry, dict):
-                continue
-            points = [(n, w) for n, w in entry["points"] if w is not None]
-            if points:
-                curves[name] = {
-                    "task": entry["task"],
-                    "result_id": entry["result_id"],
-                    "points": points,
-                }
-    return curves
+            if isinstance(entry, dict):
+                found.append(ConstructiveCurve.from_json(entry))
+    return report_curves(found)

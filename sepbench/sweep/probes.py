@@ -5,9 +5,13 @@ have ``validate(spec)``, called once before a study starts, to reject model fami
 options it cannot run (with a UserError), and ``batch(trials) -> [ProbeOutcome, ...]``, which
 runs trials that differ only in their seed together (used for studies with
 ``trainer = "ensemble"``). :class:`TrainingProbe` trains a real model with
-:func:`sepbench.training.fit` (or, for the ensemble trainer,
-:func:`~sepbench.training.fit_ensemble`); :class:`FakeProbe` is a deterministic stand-in for
-tests and benchmarks.
+:func:`sepbench.training.fit` (or, for the ensemble trainer, a batched ensemble with
+:func:`~sepbench.training.train`); :class:`FakeProbe` is a deterministic stand-in for tests and
+benchmarks.
+
+:class:`TrainingProbe` records in each outcome's details, besides the trainer's result, the
+facts of the model it trained (:class:`sepbench.models.cards.ModelFacts`: state size,
+parameter count, theory class), so the report reads them instead of recomputing them.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sepbench.errors import UserError
+from sepbench.sweep.laws import LAWS
 from sepbench.sweep.trial import ProbeOutcome, TrialSpec, derive_seed
 
 if TYPE_CHECKING:
@@ -30,11 +35,11 @@ if TYPE_CHECKING:
 class TrainingProbe:
     """Build ``models.build(family, vocab, width, **options)`` and ``training.fit`` it.
 
-    Trainer ``single`` (a trial's ``trainer``): initial weights
+    Trainer ``single`` (its search's ``trainer``): initial weights
     ``models.build(..., seed=derive_seed(trial seed, "init"))``; the trainer derives its own
     data streams from the trial seed. Trainer ``ensemble``: :meth:`batch` trains the given
-    trials (same configuration and width, different seeds) as one
-    :func:`~sepbench.training.fit_ensemble` whose member i starts as ``models.build(...,
+    trials (same configuration and width, different seeds) as one ensemble
+    (:func:`~sepbench.training.train`) whose member i starts as ``models.build(...,
     seed=seed_i)`` and sees exactly the data ``fit(..., seed=seed_i)`` would; a lone trial is an
     ensemble of one, so a trial's outcome does not depend on whether it had company (up to
     floating-point summation order in the batched kernels). ``device``: passed to the trainer
@@ -51,7 +56,7 @@ class TrainingProbe:
         Each model is built (tiny, on CPU) at the two smallest widths of its grid, so an
         option that needs a width multiple (e.g. attention heads) is reported up front.
         """
-        from sepbench import models, tasks, training
+        from sepbench import models, tasks
 
         families = models.families()
         vocab = max(len(tasks.make(t.name, **t.params).vocab) for t in spec.tasks)
@@ -76,7 +81,7 @@ class TrainingProbe:
         reference = min(spec.lengths)
         for n in spec.lengths:
             try:
-                training.Budget.from_dict(_budget_fields(spec, n, reference))
+                spec.budget.at(n, reference).for_trainer()
             except ValueError as exc:
                 msg = str(exc)
                 raise UserError(msg if msg.startswith("budget") else f"budget: {msg}") from None
@@ -85,41 +90,43 @@ class TrainingProbe:
         from sepbench import models, tasks, training
         from sepbench.sweep.executors import worker_threads
 
-        if trial.trainer == "ensemble":
+        search = trial.search
+        if search.trainer == "ensemble":
             return self.batch([trial])[0]
-        if trial.trainer != "single":
-            raise UserError(f"unknown trainer '{trial.trainer}'; known: single, ensemble")
+        if search.trainer != "single":
+            raise UserError(f"unknown trainer '{search.trainer}'; known: single, ensemble")
         threads = worker_threads()
-        task = tasks.make(trial.task, **trial.task_params)
-        budget = _trial_budget(trial)
+        task = tasks.make(search.task, **search.task_params)
         model = models.build(
-            trial.family,
+            search.family,
             len(task.vocab),
             trial.width,
             seed=derive_seed(trial.seed, "init"),
-            options=trial.model_options,
+            options=search.model_options,
         )
         result = training.fit(
             model,
             task,
-            trial.length,
-            budget,
+            search.length,
+            search.budget.for_trainer(),
             trial.seed,
-            trial.threshold,
+            search.threshold,
             device=self.device,
             threads=threads,
         )
+        details = result.to_dict()
+        details.update(_model_facts(model, task, search.length))
         return ProbeOutcome(
             reached=bool(result.reached),
             accuracy=float(result.sequence_accuracy),
             steps=int(result.steps),
             wall_s=float(result.wall_time),
-            details=result.to_dict(),
+            details=details,
         )
 
     def batch(self, trials: list[TrialSpec]) -> list[ProbeOutcome]:
         """Train ``trials`` (one configuration and width, different seeds) as one ensemble."""
-        from sepbench import tasks, training
+        from sepbench import models, tasks, training
         from sepbench.sweep.executors import worker_threads
 
         if not trials:
@@ -128,24 +135,31 @@ class TrainingProbe:
         key = first.batch_key()
         if any(t.batch_key() != key for t in trials[1:]):
             raise ValueError("batch(): trials differ in more than their seed")
-        task = tasks.make(first.task, **first.task_params)
-        results = training.fit_ensemble(
-            first.family,
-            first.width,
-            dict(first.model_options),
+        search = first.search
+        task = tasks.make(search.task, **search.task_params)
+        seeds = [t.seed for t in trials]
+        ensemble = models.build_ensemble(
+            search.family, len(task.vocab), first.width, seeds, options=search.model_options
+        )
+        outcome = training.train(
+            ensemble,
             task,
-            first.length,
-            _trial_budget(first),
-            [t.seed for t in trials],
-            first.threshold,
+            search.length,
+            search.budget.for_trainer(),
+            seeds,
+            search.threshold,
             device=self.device,
             threads=worker_threads(),
         )
-        replicates = [t.replicate for t in trials]
+        replicates = [t.search.replicate for t in trials]
+        # every member has this architecture: its facts, read off the first trained member
+        facts = _model_facts(outcome.models[0], task, search.length)
+        results = outcome.results
         outcomes = []
         for result in results:
             details = result.to_dict()
             details["ensemble"] = {"members": len(trials), "replicates": replicates}
+            details.update(facts)
             outcomes.append(
                 ProbeOutcome(
                     reached=bool(result.reached),
@@ -158,37 +172,16 @@ class TrainingProbe:
         return outcomes
 
 
-def _trial_budget(trial: TrialSpec) -> Any:
-    from sepbench import training
+def _model_facts(model: Any, task: Any, length: int) -> dict[str, Any]:
+    """The details entry recording the trained model's facts (state size at the task's token
+    length for N = ``length``, parameters, theory class): see ``models.cards.ModelFacts``."""
+    from sepbench.models.cards import ModelFacts
 
-    return training.Budget.from_dict(
-        {
-            "max_steps": trial.budget.steps,
-            "batch_size": trial.budget.batch_size,
-            "lr": trial.budget.lr,
-            **trial.budget.options,
-        }
-    )
-
-
-def _budget_fields(spec: StudySpec, length: int, reference: int) -> dict[str, Any]:
-    return {
-        "max_steps": spec.budget.steps_at(length, reference),
-        "batch_size": spec.budget.batch_size,
-        "lr": float(spec.budget.lr),
-        **spec.budget.options,
-    }
+    facts = ModelFacts.of(model, task.name, task.params, task.max_tokens(length))
+    return {ModelFacts.KEY: facts.to_dict()}
 
 
 # ---------------------------------------------------------------------- the fake
-LAWS = {
-    "constant": lambda n: 1.0,
-    "log": lambda n: math.log2(max(n, 2)),
-    "sqrt": math.sqrt,
-    "linear": float,
-}
-
-
 @dataclass(frozen=True)
 class FakeProbe:
     """A deterministic, training-free probe: success iff ``width >= threshold(trial)``.
@@ -219,7 +212,7 @@ class FakeProbe:
         return max(1, math.ceil(self.coef.get(family, 1.0) * LAWS[self.law](length) - 1e-9))
 
     def truth(self, trial: TrialSpec) -> bool:
-        return trial.width >= self.threshold(trial.family, trial.length)
+        return trial.width >= self.threshold(trial.search.family, trial.search.length)
 
     def __call__(self, trial: TrialSpec) -> ProbeOutcome:
         self._log("start", trial.key)
@@ -233,11 +226,13 @@ class FakeProbe:
             if u < self.noise:
                 reached = not reached
         accuracy = (
-            1.0 if reached else min(0.9, trial.width / self.threshold(trial.family, trial.length))
+            1.0
+            if reached
+            else min(0.9, trial.width / self.threshold(trial.search.family, trial.search.length))
         )
         self._log("end", trial.key)
         return ProbeOutcome(
-            reached=reached, accuracy=accuracy, steps=trial.budget.steps, wall_s=self.delay
+            reached=reached, accuracy=accuracy, steps=trial.search.budget.steps, wall_s=self.delay
         )
 
     def _log(self, event: str, key: str) -> None:

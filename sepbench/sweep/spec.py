@@ -69,6 +69,8 @@ from pydantic import (
 )
 
 from sepbench.errors import UserError
+from sepbench.sweep.laws import LAWS
+from sepbench.sweep.trial import TrialBudget, digest
 
 Scalar = Annotated[int | float | bool | str, PlainValidator(lambda v: _scalar(v))]
 """A task parameter / model option / budget option: a number, a string or a boolean."""
@@ -198,17 +200,23 @@ class Budget(_Strict):
         return value
 
     def steps_at(self, length: int, reference: int) -> int:
-        """The training steps of one trial at length ``length`` (see the class docstring)."""
+        """The training steps of one trial at length ``length`` (see the class docstring;
+        ``f`` is :data:`sepbench.sweep.laws.LAWS` ``[scale]``)."""
         ref = self.reference_length or reference
-        f = {
-            "constant": lambda n: 1.0,
-            "linear": float,
-            "sqrt": math.sqrt,
-            "log": lambda n: math.log2(max(n, 2)),
-        }[self.scale]
+        f = LAWS[self.scale]
         steps = math.ceil(self.steps * f(length) / f(ref) - 1e-9)
         steps = max(1, steps)
         return min(steps, self.steps_cap) if self.steps_cap else steps
+
+    def at(self, length: int, reference: int) -> TrialBudget:
+        """The budget of every trial at length ``length`` (``reference``: the study's
+        smallest length), in the form trial keys hash."""
+        return TrialBudget(
+            steps=self.steps_at(length, reference),
+            batch_size=self.batch_size,
+            lr=float(self.lr),
+            options=dict(sorted(self.options.items())),
+        )
 
 
 class ExecutorSpec(_Strict):
@@ -241,8 +249,9 @@ class StudySpec(_Strict):
     trainer: Literal["single", "ensemble"] = "single"
     """``single``: one ``training.fit`` per trial. ``ensemble``: the seeds of one (task, model,
     length) that probe the same width train together as one batched ensemble
-    (``training.fit_ensemble``; each member still gets its own data, initialisation, loss and
-    stopping step) — faster for small models, whose steps are dispatch-bound."""
+    (``training.train`` on ``models.build_ensemble``; each member still gets its own data,
+    initialisation, loss and stopping step) — faster for small models, whose steps are
+    dispatch-bound."""
     executor: ExecutorSpec = Field(default_factory=ExecutorSpec)
 
     @field_validator("name")
@@ -322,8 +331,6 @@ class StudySpec(_Strict):
         return data
 
     def spec_hash(self) -> str:
-        from sepbench.sweep.trial import digest
-
         return digest(self.identity())
 
     @classmethod

@@ -344,10 +344,10 @@ class Store:
         return (
             trial.key,
             trial.search_key,
-            trial.task_label or trial.task,
-            trial.model_label or trial.family,
-            trial.length,
-            trial.replicate,
+            trial.search.task_label or trial.search.task,
+            trial.search.model_label or trial.search.family,
+            trial.search.length,
+            trial.search.replicate,
             trial.width,
             trial.attempt,
             trial.seed,
@@ -359,24 +359,6 @@ class Store:
             canonical_json(trial.config()),
             json.dumps(outcome.to_dict(), sort_keys=True, default=_json_default),
         )
-
-    # ------------------------------------------------------------------ export
-    def to_dataframe(self, table: str = "trials") -> Any:
-        """The ``trials``, ``searches`` or ``widths`` table as a pandas DataFrame."""
-        try:
-            import pandas as pd
-        except ImportError:
-            raise UserError("DataFrame export needs pandas: pip install pandas") from None
-        from sepbench.sweep.summary import table_rows
-
-        columns, rows = table_rows(self, table)
-        return pd.DataFrame(rows, columns=list(columns))
-
-    def export_csv(self, path: str | os.PathLike[str] | None, table: str = "trials") -> int:
-        """Write a table as CSV to ``path`` (atomically) or stdout (None); returns rows."""
-        from sepbench.sweep.summary import write_csv
-
-        return write_csv(self, path, table)
 
     # ------------------------------------------------------------------ closing
     def close(self) -> None:

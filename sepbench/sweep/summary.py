@@ -12,18 +12,13 @@ itself is censored when at least half the seeds are — and the range is [min, m
 
 from __future__ import annotations
 
-import csv
 import math
-import os
 import statistics
-import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sepbench.errors import UserError
-from sepbench.sweep import TABLES
 from sepbench.sweep.plan import SearchPlan, plan_study
 from sepbench.sweep.search import Done, Observation, next_probe
 
@@ -188,10 +183,10 @@ def search_results(
             status, width, probes, viol, ok = "incomplete", None, len(obs), violations(obs), True
         out.append(
             SearchResult(
-                task=plan.task_label,
-                model=plan.model_label,
-                length=plan.length,
-                replicate=plan.replicate,
+                task=plan.config.task_label,
+                model=plan.config.model_label,
+                length=plan.config.length,
+                replicate=plan.config.replicate,
                 status=status,
                 width=width,
                 max_width=plan.grid.width(plan.grid.k_max),
@@ -256,58 +251,3 @@ def summarize(store: Store, new_trials: int = 0, wall_s: float = 0.0) -> StudySu
         wall_s=wall_s,
         extra={"orphan_trials": sum(len(observations[k]) for k in orphans)} if orphans else {},
     )
-
-
-# ---------------------------------------------------------------------- flat tables
-def table_rows(store: Store, table: str) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
-    """(columns, rows) of ``trials``, ``searches`` or ``widths``."""
-    from sepbench.sweep.store import TRIAL_COLUMNS
-
-    if table == "trials":
-        return TRIAL_COLUMNS, [tuple(r.flat()[c] for c in TRIAL_COLUMNS) for r in store.records()]
-    summary = summarize(store)
-    if table == "searches":
-        cols = (
-            "task", "model", "length", "replicate", "status", "width", "max_width", "probes",
-            "violations", "consistent", "search_key",
-        )  # fmt: skip
-        rows = []
-        for s in summary.searches:
-            d = asdict(s)
-            d["violations"] = ";".join(f"{a}<{b}" for a, b in s.violations)
-            rows.append(tuple(d[c] for c in cols))
-        return cols, rows
-    if table == "widths":
-        wcols = (
-            "task", "model", "length", "median", "low", "high", "median_censored",
-            "low_censored", "high_censored", "seeds", "finished", "censored", "violations",
-            "max_width",
-        )  # fmt: skip
-        return wcols, [tuple(asdict(r)[c] for c in wcols) for r in summary.rows]
-    raise UserError(f"unknown table '{table}'; known: {', '.join(TABLES)}")
-
-
-def write_csv(store: Store, path: str | os.PathLike[str] | None, table: str = "trials") -> int:
-    """CSV of a table to ``path`` (written atomically) or to stdout; returns the row count."""
-    columns, rows = table_rows(store, table)
-    if path is None or str(path) == "-":
-        writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(columns)
-        writer.writerows(rows)
-        return len(rows)
-    dest = Path(path)
-    if not dest.parent.is_dir():
-        raise UserError(
-            f"cannot write {str(dest)!r}: directory {str(dest.parent)!r} does not exist"
-        )
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.part")
-    try:
-        with tmp.open("w", newline="") as handle:
-            writer = csv.writer(handle, lineterminator="\n")
-            writer.writerow(columns)
-            writer.writerows(rows)
-        os.replace(tmp, dest)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise UserError(f"cannot write {str(dest)!r}: {exc.strerror}") from None
-    return len(rows)

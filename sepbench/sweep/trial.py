@@ -18,7 +18,11 @@ import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sepbench.training.config import Budget
 
 SEED_BITS = 63
 
@@ -43,38 +47,49 @@ def derive_seed(*parts: Any) -> int:
 
 @dataclass(frozen=True)
 class TrialBudget:
-    """The budget resolved for one length: training steps, batch size, lr, other options."""
+    """The study's budget resolved for one length (``spec.Budget.at``): training steps, batch
+    size, learning rate and the other fields of :class:`sepbench.training.Budget` the study
+    sets. Its fields, as given, are part of every trial key."""
 
     steps: int
     batch_size: int
     lr: float
     options: dict[str, Any] = field(default_factory=dict)
 
+    def for_trainer(self) -> Budget:
+        """The trainer's :class:`sepbench.training.Budget` (validated: a UserError names a bad
+        field)."""
+        from sepbench.training.config import Budget
+
+        fields = {"max_steps": self.steps, "batch_size": self.batch_size, "lr": self.lr}
+        return Budget.from_dict({**fields, **self.options})
+
 
 @dataclass(frozen=True)
-class TrialSpec:
-    """Everything a probe needs to run one trial (plain data: picklable and JSON-able)."""
+class SearchConfig:
+    """What every trial of one minimal-width search shares: the task, the model, the length,
+    the seed replicate, the threshold, the budget, the study seed and the trainer — and the
+    labels the study shows them under. A trial refers to it (:attr:`TrialSpec.search`); plain
+    data, picklable for the process-pool and Ray executors."""
 
     task: str
     task_params: dict[str, Any]
     family: str
     model_options: dict[str, Any]
     length: int
-    width: int
     replicate: int
-    attempt: int
-    seed: int
     threshold: float
     budget: TrialBudget
     study_seed: int
     task_label: str = ""
     model_label: str = ""
     trainer: str = "single"
-    """``single`` (one ``training.fit``) or ``ensemble`` (``training.fit_ensemble``, possibly
-    batched with the other seeds probing the same width); see ``StudySpec.trainer``."""
+    """``single`` (one ``training.fit``) or ``ensemble`` (``training.train`` of a batched
+    ensemble, possibly with the other seeds probing the same width); see
+    ``StudySpec.trainer``."""
 
-    def search_config(self) -> dict[str, Any]:
-        """The configuration shared by every trial of one search (no width, attempt, seed).
+    def identity(self) -> dict[str, Any]:
+        """The configuration the search key hashes (no labels: they only name things).
 
         ``trainer`` is included only when it is not the default ``single`` (so trial keys
         written before it existed stay valid).
@@ -92,17 +107,43 @@ class TrialSpec:
             config["trainer"] = self.trainer
         return config
 
-    def batch_key(self) -> str:
-        """What trials must share to train as one ensemble: everything but the replicate,
-        the attempt and the seed."""
-        config = self.search_config()
-        del config["replicate"]
-        return digest({**config, "width": self.width})
+    @cached_property
+    def key(self) -> str:
+        """The search key: sha256 of :meth:`identity`."""
+        return digest(self.identity())
+
+    def seed(self, attempt: int) -> int:
+        """The training seed of every trial of this search with this attempt number."""
+        return derive_seed(self.study_seed, self.key, attempt)
+
+    def trial(self, width: int, attempt: int = 0) -> TrialSpec:
+        return TrialSpec(self, width, attempt, self.seed(attempt))
+
+    def describe(self) -> str:
+        return (
+            f"{self.task_label or self.task} / {self.model_label or self.family} "
+            f"N={self.length} seed#{self.replicate}"
+        )
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """One trial: its search's configuration, the width, the attempt and the derived seed
+    (plain data: picklable and JSON-able)."""
+
+    search: SearchConfig
+    width: int
+    attempt: int
+    seed: int
+
+    @property
+    def search_key(self) -> str:
+        return self.search.key
 
     def config(self) -> dict[str, Any]:
         """The full canonical configuration (what the key hashes)."""
         return {
-            **self.search_config(),
+            **self.search.identity(),
             "width": self.width,
             "attempt": self.attempt,
             "seed": self.seed,
@@ -112,15 +153,16 @@ class TrialSpec:
     def key(self) -> str:
         return digest(self.config())
 
-    @property
-    def search_key(self) -> str:
-        return digest(self.search_config())
+    def batch_key(self) -> str:
+        """What trials must share to train as one ensemble: everything but the replicate,
+        the attempt and the seed."""
+        config = self.search.identity()
+        del config["replicate"]
+        return digest({**config, "width": self.width})
 
     def describe(self) -> str:
-        return (
-            f"{self.task_label or self.task} / {self.model_label or self.family} "
-            f"N={self.length} seed#{self.replicate} width={self.width}"
-            + (f" attempt {self.attempt}" if self.attempt else "")
+        return f"{self.search.describe()} width={self.width}" + (
+            f" attempt {self.attempt}" if self.attempt else ""
         )
 
 

@@ -1,6 +1,7 @@
 """The task contract: parameters, vocabulary, batches, sampling, decoding, reference solving.
 
-Every task family subclasses :class:`Task`, declares its parameters as :class:`Param` records,
+Every task family subclasses :class:`Task`, declares its parameters as :class:`Param` records
+(:class:`sepbench.params.Param`, shared with model options and bound parameters),
 builds its vocabulary from the validated parameters, and implements two things:
 
 * ``_generate(length, batch_size, rng) -> Batch`` — vectorised numpy generation;
@@ -13,73 +14,19 @@ numpy only: importing this module never imports torch.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 
-from sepbench.coerce import coerce
+from sepbench import coerce
 from sepbench.errors import UserError
+from sepbench.params import Param as Param  # task modules import both from here
+from sepbench.params import int_param as int_param
 
 IGNORE = -100
 """Target id of positions that are not supervised (PyTorch's cross-entropy ignore_index)."""
-
-
-@dataclass(frozen=True)
-class Param:
-    """One declared task parameter.
-
-    ``kind`` is ``int``, ``float``, ``bool`` or ``str``; ``choices`` restricts strings;
-    ``check`` is an extra predicate with ``rule`` its human-readable statement (used in the
-    error message, e.g. ``"an integer >= 1"``).
-    """
-
-    name: str
-    kind: type
-    default: Any
-    doc: str
-    choices: tuple[str, ...] | None = None
-    check: Callable[[Any], bool] | None = None
-    rule: str = ""
-    examples: tuple[Any, ...] = ()
-    """A few valid values that property tests (and ``sepbench.testing``) draw from."""
-
-    def allowed(self) -> str:
-        if self.choices is not None:
-            return "one of " + ", ".join(self.choices)
-        if self.rule:
-            return self.rule
-        return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}[
-            self.kind
-        ]
-
-    def parse(self, value: Any, task: str) -> Any:
-        """Coerce ``value`` (possibly a CLI string) to this parameter's type and check it."""
-        err = UserError(
-            f"task '{task}': parameter '{self.name}' must be {self.allowed()}, got {value!r}"
-        )
-        out = coerce(self.kind, value, err)
-        if self.choices is not None and out not in self.choices:
-            raise err
-        if self.check is not None and not self.check(out):
-            raise err
-        return out
-
-
-def int_param(
-    name: str, default: int, doc: str, minimum: int = 1, examples: tuple[int, ...] = ()
-) -> Param:
-    """An integer parameter with a lower bound (the common case)."""
-    return Param(
-        name,
-        int,
-        default,
-        doc,
-        check=lambda v: v >= minimum,
-        rule=f"an integer >= {minimum}",
-        examples=examples,
-    )
 
 
 @dataclass
@@ -131,7 +78,7 @@ class Task(abc.ABC):
                 f"task '{self.name}': unknown parameter '{unknown[0]}'; allowed: {allowed}"
             )
         self.params: dict[str, Any] = {
-            name: p.parse(params[name], self.name) if name in params else p.default
+            name: p.parse(params[name], f"task '{self.name}'") if name in params else p.default
             for name, p in spec.items()
         }
         self._validate_params()
@@ -181,18 +128,12 @@ class Task(abc.ABC):
             raise UserError("sample: give exactly one of seed= or rng=")
         if isinstance(length, bool) or not isinstance(length, int | np.integer):
             raise UserError(f"task '{self.name}': length must be an integer, got {length!r}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer):
-            raise UserError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-        if batch_size < 1:
-            raise UserError(f"batch_size must be an integer >= 1, got {batch_size}")
+        batch_size = coerce.integer("batch_size", batch_size)
         length = int(length)
         self.check_length(length)
         if rng is None:
-            assert seed is not None
-            if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-                raise UserError(f"seed must be a non-negative integer, got {seed!r}")
-            rng = np.random.default_rng(int(seed))
-        batch = self._generate(length, int(batch_size), rng)
+            rng = np.random.default_rng(coerce.seed(seed))
+        batch = self._generate(length, batch_size, rng)
         return batch
 
     def encode(self, tokens: Iterable[str]) -> np.ndarray:

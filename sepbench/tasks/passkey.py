@@ -27,8 +27,8 @@ Decisions where tasks-wave2.md leaves a choice:
 * "round" is round-half-up, p = ⌊depth · (N − 2d − 2) + 1/2⌋, not Python's/numpy's
   round-half-to-even: a tie (depth 0.5 at an odd span) then always moves the block towards
   the query, the same way at every span, instead of alternating with the parity of the floor.
-* ``depth`` is the one parameter that takes a word *or* a number; :class:`DepthParam` accepts
-  ``uniform`` or any number in [0, 1] (also as a string, from the CLI).
+* ``depth`` is the one parameter that takes a word *or* a number: ``uniform`` or any number in
+  [0, 1] (also as a string, from the CLI).
 
 The reference solver does not use positions: it finds the single ``[KEY]`` and returns the d
 tokens after it.
@@ -37,12 +37,9 @@ tokens after it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
-from sepbench.coerce import coerce
 from sepbench.errors import UserError
 from sepbench.tasks.base import (
     Batch,
@@ -57,22 +54,6 @@ UNIFORM = "uniform"
 KEY, QUERY = "[KEY]", "[Q]"
 DIGITS = tuple(str(i) for i in range(10))
 MAX_DIGITS, MAX_FILLER = 16, 64
-
-
-@dataclass(frozen=True)
-class DepthParam(Param):
-    """A parameter that is the word ``uniform`` or a number in [0, 1]."""
-
-    def parse(self, value: Any, task: str) -> Any:
-        if value == UNIFORM:
-            return UNIFORM
-        err = UserError(
-            f"task '{task}': parameter '{self.name}' must be {self.allowed()}, got {value!r}"
-        )
-        out = coerce(float, value, err)
-        if not 0.0 <= out <= 1.0:
-            raise err
-        return out
 
 
 def _int_in(name: str, default: int, doc: str, top: int, examples: tuple[int, ...]) -> Param:
@@ -113,13 +94,15 @@ class Passkey(Task):
             choices=("pattern", "random"),
             examples=("random",),
         ),
-        DepthParam(
+        Param(
             "depth",
             float,
             UNIFORM,
             "where the key block starts: p = round(depth·(N − 2d − 2)); uniform: one row per "
             "equal depth bin of the batch",
-            rule="'uniform' or a number in [0, 1]",
+            check=lambda v: 0.0 <= v <= 1.0,
+            rule="a number in [0, 1]",
+            words=(UNIFORM,),
             examples=(0.0, 0.5, 1.0),
         ),
     )

@@ -13,17 +13,19 @@
 * :mod:`~sepbench.theory.fits` — :func:`fit_growth` (constant / log / linear / power, AICc,
   bootstrap CI for the exponent).
 * :mod:`~sepbench.theory.verdicts` — :func:`verdict`: consistent / inconsistent / undecided.
-* :mod:`~sepbench.theory.docs` — renders docs/theory.md from this catalogue.
 
-numpy only: nothing here imports torch.
+numpy only: nothing here imports torch. docs/theory.md is rendered from this catalogue by
+:mod:`sepbench.docgen.theory`.
 """
 
 from sepbench.theory.bounds import lower_bound, min_state_bits, min_width
 from sepbench.theory.catalogue import (
     MODEL_CLASSES,
     PAPERS,
+    STATE_CLASSES,
     BoundParam,
     Result,
+    TaskLength,
     for_task,
     get,
     ids,
@@ -34,23 +36,16 @@ from sepbench.theory.fits import LAWS, GrowthFit, LawFit, fit_growth
 from sepbench.theory.formulas import address_dim, default_precision
 from sepbench.theory.verdicts import Verdict, verdict
 
-
-def render_markdown() -> str:
-    """docs/theory.md as text (see :mod:`sepbench.theory.docs`)."""
-    # imported here so that `python -m sepbench.theory.docs` runs the module only once
-    from sepbench.theory.docs import render_markdown as render
-
-    return render()
-
-
 __all__ = [
     "LAWS",
     "MODEL_CLASSES",
     "PAPERS",
+    "STATE_CLASSES",
     "BoundParam",
     "GrowthFit",
     "LawFit",
     "Result",
+    "TaskLength",
     "Verdict",
     "address_dim",
     "default_precision",
@@ -61,7 +56,6 @@ __all__ = [
     "lower_bound",
     "min_state_bits",
     "min_width",
-    "render_markdown",
     "results",
     "tasks_covered",
     "verdict",

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from sepbench.errors import UserError
+from sepbench.params import Param
 from sepbench.theory import formulas as f
 from sepbench.theory.formulas import default_precision
 
@@ -48,6 +49,8 @@ PAPERS: dict[str, str] = {
     "languages with optimal memory. EMNLP 2020.",
     "Y21": "Yao, Peng, Papadimitriou, Narasimhan. Self-Attention Networks Can Process Bounded "
     "Hierarchical Languages. ACL 2021.",
+    "OL22": "Olsson, Elhage, Nanda, Joseph, et al. In-context Learning and Induction Heads. "
+    "Transformer Circuits Thread, 2022 (arXiv 2209.11895).",
 }
 
 MODEL_CLASSES: dict[str, str] = {
@@ -60,60 +63,41 @@ MODEL_CLASSES: dict[str, str] = {
     "hybrid": "recurrent model followed by one attention layer",
 }
 
+STATE_CLASSES = ("rnn", "rnn+cot", "rnn+retrieval")
+"""Classes whose results bound m, the numbers in the recurrent state, not the width: a
+measured width w is set beside them as the state s·w, with s the model's state numbers per
+unit of width (:mod:`sepbench.models.cards`)."""
+
 FORMS = ("constant", "log", "linear", "D log k", "log k")
 
 
-@dataclass(frozen=True)
-class BoundParam:
-    """A parameter of a bound: name, default, meaning and the allowed values."""
-
-    name: str
-    default: Any
-    """The default value, or a function of the length returning it."""
-    doc: str
-    kind: type = int
-    minimum: float | None = None
-    choices: tuple[str, ...] | None = None
-    exclusive_max: float | None = None
-
-    def allowed(self) -> str:
-        if self.choices is not None:
-            return "one of " + ", ".join(self.choices)
-        what = "an integer" if self.kind is int else "a number"
-        limits = []
-        if self.minimum is not None:
-            limits.append(f">= {self.minimum:g}")
-        if self.exclusive_max is not None:
-            limits.append(f"< {self.exclusive_max:g}")
-        return " ".join([what, " and ".join(limits)]).strip()
-
-    def parse(self, value: Any, result_id: str) -> Any:
-        """Coerce ``value`` (possibly a CLI string) and check it; UserError otherwise."""
-        err = UserError(
-            f"result '{result_id}': parameter '{self.name}' must be {self.allowed()}, got {value!r}"
-        )
-        if self.choices is not None:
-            if not isinstance(value, str) or value not in self.choices:
-                raise err
-            return value
-        if isinstance(value, bool):
-            raise err
-        try:
-            out: Any = self.kind(value)
-        except (TypeError, ValueError):
-            raise err from None
-        if self.kind is int and isinstance(value, float) and value != out:
-            raise err
-        if not math.isfinite(out):
-            raise err
-        if self.minimum is not None and out < self.minimum:
-            raise err
-        if self.exclusive_max is not None and out >= self.exclusive_max:
-            raise err
-        return out
+def BoundParam(
+    name: str,
+    default: Any,
+    doc: str,
+    kind: type = int,
+    minimum: float | None = None,
+    choices: tuple[str, ...] | None = None,
+    exclusive_max: float | None = None,
+) -> Param:
+    """A parameter of a bound: a :class:`sepbench.params.Param` (the declaration shared with
+    task parameters and model options) whose ``default`` may be a function of the length."""
+    return Param(
+        name, kind, default, doc, choices=choices, minimum=minimum, exclusive_max=exclusive_max
+    )
 
 
 WidthFn = Callable[..., float]
+
+
+@dataclass(frozen=True)
+class TaskLength:
+    """How a task's parameters fix a theorem's N (instead of the study's length)."""
+
+    symbol: str
+    """The rule in the task's symbols, e.g. ``"2P"``."""
+    of: Callable[[Mapping[str, Any]], int]
+    """The task's full parameters → N."""
 
 
 @dataclass(frozen=True)
@@ -147,17 +131,38 @@ class Result:
     """One paragraph: why the lower bound holds (lower/tight), or None."""
     width_fn: WidthFn = field(repr=False, compare=False)
     """``(n, p, **params) -> width``: the formula behind :meth:`width_bound`."""
-    params: tuple[BoundParam, ...] = ()
+    params: tuple[Param, ...] = ()
     covers: tuple[str, ...] = ()
     """Further model classes the result applies to (W24-R: plain RNNs as well as RNN + CoT)."""
     exact: bool = True
     lower_fn: WidthFn | None = field(default=None, repr=False, compare=False)
     """Tight results only: the lower-bound formula, same signature as ``width_fn``."""
+    lower_formula: str = ""
+    """Tight results only: what :meth:`lower_width` computes, in symbols (``formula`` is then
+    the upper side's)."""
+    task_lengths: Mapping[str, TaskLength] = field(default_factory=dict, compare=False)
+    """Tasks on which the theorem's N is set by the task's parameters, not by the study's
+    length: task → function of the task's full parameters giving that N (B24-T8 on mqar:
+    N = 2P). See :meth:`theorem_length`."""
 
     @property
     def paper(self) -> str:
-        """The paper id: B24, W24, H20 or Y21."""
-        return self.id.split("-")[0]
+        """The paper id (a key of :data:`PAPERS`): the first word of ``source``."""
+        return self.source.split()[0]
+
+    def formula_of(self, side: Literal["upper", "lower"]) -> str:
+        """The formula text of one side: ``"upper"`` (what :meth:`width_bound` computes) or
+        ``"lower"`` (what :meth:`lower_width` computes; the same text for lower results)."""
+        if side == "lower" and self.lower_formula:
+            return self.lower_formula
+        return self.formula
+
+    def theorem_length(self, task: str, length: int, task_params: Mapping[str, Any]) -> int:
+        """The N this result's formulas take for ``task`` studied at problem size ``length``
+        (``task_params``: the task's full parameters). ``length`` itself, unless the task is in
+        :attr:`task_lengths`; then the bound is one number at every study length."""
+        fixed = self.task_lengths.get(task)
+        return int(length) if fixed is None else int(fixed.of(task_params))
 
     @property
     def model_classes(self) -> tuple[str, ...]:
@@ -178,7 +183,7 @@ class Result:
                 value = params[p.name]
             else:
                 value = p.default(length) if callable(p.default) else p.default
-            out[p.name] = p.parse(value, self.id)
+            out[p.name] = p.parse(value, f"result '{self.id}'")
         return out
 
     @staticmethod
@@ -245,13 +250,24 @@ _GAMMA = BoundParam(
 )
 
 
-def _alphabet(default: int) -> BoundParam:
+def _alphabet(default: int) -> Param:
     return BoundParam("alphabet", default, "alphabet size k", minimum=2)
 
 
 def _default_bits(length: int) -> int:
     """nearest_neighbor's default code length 8, raised until N points and a query fit."""
     return max(8, math.ceil(math.log2(length + 1)))
+
+
+def _fewest_keys(length: int) -> int:
+    """associative_recall's smallest key vocabulary at N pairs (distinct keys): N."""
+    return length
+
+
+def _mqar_stored_tokens(task_params: Mapping[str, Any]) -> int:
+    """B24-T8's N on mqar: 2P, the tokens of the P stored pairs (not the task's length L,
+    which also counts the query region)."""
+    return 2 * int(task_params["pairs"])
 
 
 _HEADS = BoundParam("heads", 1, "attention heads H", minimum=1)
@@ -465,6 +481,7 @@ _CATALOGUE: tuple[Result, ...] = (
         "a later query can ask for: ≥ N label bits for nearest neighbour, ≥ P value bits for "
         "mqar; theory.md's N/2 is the weaker, convention-independent statement.",
         width_fn=f.b24_t8_nearest_neighbor_rnn,
+        task_lengths={"mqar": TaskLength("2P", _mqar_stored_tokens)},
     ),
     Result(
         id="H20",
@@ -476,8 +493,8 @@ _CATALOGUE: tuple[Result, ...] = (
         quantity="width",
         statement="Θ(D log k): Elman 6D·log2 k − 2D units, LSTM 3D·log2 k − D units; "
         "o(D log k) impossible",
-        formula="m = 6D·ceil(log2 k) − 2D (elman) or 3D·ceil(log2 k) − D (lstm); "
-        "lower: m ≥ log2(Σ_{d≤D} k^d)/p",
+        formula="m = 6D·ceil(log2 k) − 2D (elman) or 3D·ceil(log2 k) − D (lstm)",
+        lower_formula="m ≥ log2(Σ_{d≤D} k^d)/p",
         assumptions="Finite precision; sigmoid weights scaled (~10⁴) so gates act as steps. "
         "Constant in N. Recognition (the dyck task) adds an error latch and an empty-stack test.",
         constructions=("dyck_next_elman", "dyck_next_lstm", "dyck_recognize_rnn"),
@@ -600,6 +617,38 @@ _CATALOGUE: tuple[Result, ...] = (
         exact=False,
         width_fn=f.w24_h_hybrid,
     ),
+    Result(
+        id="IND",
+        source="OL22 (the induction head) with B24 Lemma 2's nearly orthogonal addresses: "
+        "theory.md's construction 'Associative recall, 2 layers (induction)'. B24 sets "
+        "associative recall's RNN lower bound (B24-P9) against two-layer Transformers; its text "
+        "could not be consulted here to cite a B24 theorem for this side, so none is claimed",
+        tasks=("associative_recall",),
+        model_class="transformer-2",
+        direction="upper",
+        form="log",
+        quantity="width",
+        statement="width O(log N): two layers, one head each (an induction head)",
+        formula="m = 3·ceil((8/γ²)·ln(2·max(2N + 1, K))) + ceil(log2 v) + 1",
+        assumptions="N pairs with distinct keys from K (K = O(poly N) for O(log N)), v values; "
+        "p = O(log N). Layer 1 copies each key's content onto the value token after it, layer "
+        "2 matches the query key against those copies; the width is the construction's at its "
+        "default address dimension.",
+        constructions=("associative_recall_2layer",),
+        argument=None,
+        params=(
+            BoundParam(
+                "keys",
+                _fewest_keys,
+                "key vocabulary size K (default N, the fewest the task allows; a study passes "
+                "its task's)",
+                minimum=1,
+            ),
+            BoundParam("values", 16, "number of possible values v", minimum=1),
+            _GAMMA,
+        ),
+        width_fn=f.ind_associative_recall_tf2,
+    ),
 )
 
 _BY_ID: dict[str, Result] = {r.id: r for r in _CATALOGUE}
@@ -649,8 +698,3 @@ def for_task(task: str, model_class: str | None = None) -> list[Result]:
         for r in _CATALOGUE
         if task in r.tasks and (model_class is None or model_class in r.model_classes)
     ]
-
-
-def bound_params(result_id: str) -> Mapping[str, BoundParam]:
-    """The parameters ``result_id``'s bound accepts, by name."""
-    return {p.name: p for p in get(result_id).params}

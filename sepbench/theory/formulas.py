@@ -104,6 +104,22 @@ def b24_p9_associative_recall_rnn(n: int, p: int, *, values: int) -> float:
     return n * math.log2(values) / p
 
 
+def ind_associative_recall_tf2(n: int, p: int, *, keys: int, values: int, gamma: float) -> float:
+    """IND construction width: 3·address_dim(max(2N + 1, K), γ) + ceil(log2 v) + 1.
+
+    The induction head of theory.md ("Associative recall, 2 layers"), as
+    ``sepbench.constructions.associative_recall_2layer`` builds it at its default address
+    dimension: three address blocks of k = address_dim(max(T, K)) units (the key content E,
+    the own position T(t), the previous position T(t − 1); T = 2N + 1 tokens, K keys), the
+    binary value code (ceil(log2 v) units) and one value flag. Layer 1 attends from T(t − 1)
+    to T(t) and copies the previous token's content, so each value carries its key; layer 2
+    matches the query's content against those copies and returns the value code. O(log N) for
+    K = O(poly N); p enters only as the requirement p = O(log N).
+    """
+    del p
+    return float(3 * address_dim(max(2 * n + 1, keys), gamma) + code_bits(values) + 1)
+
+
 def b24_t5_dyck_tf1(n: int, p: int, *, heads: int) -> float:
     """B24-T5: m·H ≥ (N − 1)/(3(p + log2 N)), returned as m ≥ (N − 1)/(3H(p + log2 N)).
 

@@ -6,8 +6,10 @@
 >>> result = training.fit(model, task, length=16, budget=training.Budget(max_steps=500))
 ... # doctest: +SKIP
 
-* :func:`fit` — one model; :func:`fit_ensemble` — one model per seed, trained as one batched
-  ensemble; both return :class:`TrialResult` records (plain data, ``asdict``-able).
+* :func:`train` — the one training loop: a model's E members at once (a plain model is an
+  ensemble of one; ``models.build_ensemble`` gives E seeds as one batched module), returning
+  an :class:`EnsembleOutcome` (each member's :class:`TrialResult` and model);
+  :func:`fit` — one model, its :class:`TrialResult` (plain data, ``asdict``-able).
 * :func:`evaluate` (teacher forced), :func:`evaluate_generation` (greedy decoding of trace
   tasks, with the task's retriever in the loop for ``rag`` models), :func:`evaluate_lengths`
   (one trained model at several lengths).
@@ -27,9 +29,8 @@ from sepbench.training.fit import (
     EnsembleOutcome,
     Progress,
     fit,
-    fit_ensemble,
     resolve_device,
-    train_ensemble,
+    train,
 )
 from sepbench.training.generate import (
     GenerationMetrics,
@@ -52,11 +53,10 @@ __all__ = [
     "evaluate_generation",
     "evaluate_lengths",
     "fit",
-    "fit_ensemble",
     "greedy_generate",
     "load_checkpoint",
     "resolve_device",
     "save_checkpoint",
     "stream",
-    "train_ensemble",
+    "train",
 ]

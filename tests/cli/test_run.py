@@ -10,49 +10,20 @@ from typing import Any
 import pytest
 
 import sepbench.cli as cli
-from sepbench import constructions
-from sepbench.cli import run as run_cli
-from sepbench.sweep import FakeProbe, Store, constructive
-from sepbench.sweep.constructive import ConstructiveCurve
+from sepbench import mainjob
+from sepbench.sweep import Store, constructive
 from tests.sweep.common import make_spec
 
 
 @pytest.fixture(autouse=True)
-def run_group(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Register the group (until the lead adds it to _GROUPS) and fake the training probe."""
+def run_group(monkeypatch: pytest.MonkeyPatch, fake_training: None) -> None:
+    """Register the group (until the lead adds it to _GROUPS); no training (``fake_training``)."""
     if "run" not in cli._GROUPS:
         monkeypatch.setattr(cli, "_GROUPS", (*cli._GROUPS, "run"))
-    monkeypatch.setattr(
-        "sepbench.sweep.probes.TrainingProbe",
-        lambda device=None: FakeProbe(law="linear", coef={"lstm": 2.0}),
-    )
-
-
-@pytest.fixture
-def fake_constructions(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, list[int]]]:
-    calls: list[tuple[str, list[int]]] = []
-
-    def fake(name: str, lengths: Any, params: Any = None, **kw: Any) -> ConstructiveCurve:
-        calls.append((name, list(lengths)))
-        points = tuple((n, 3 + 2 * n.bit_length()) for n in lengths)
-        knob = "addr_dim" if name == "index_lookup_1layer" else None
-        rid = constructions.get(name).result_id
-        return ConstructiveCurve(name, "index_lookup", rid, knob, points, points)
-
-    monkeypatch.setattr("sepbench.sweep.constructive.constructive_widths", fake)
-    return calls
 
 
 def run(*args: str) -> int:
     return cli.main(["run", *args, "--executor", "inline", "--no-progress"])
-
-
-@pytest.fixture
-def study(tmp_path: Path) -> Path:
-    path = tmp_path / "tiny.toml"
-    spec = make_spec(name="tiny", lengths=[2, 4, 8], models=[{"family": "lstm"}])
-    path.write_text(spec.to_toml())
-    return path
 
 
 def _undated(text: str) -> str:
@@ -137,22 +108,12 @@ def test_list_names_the_shipped_studies(capsys: pytest.CaptureFixture[str]) -> N
     assert cli.main(["run", "--list"]) == 0
     lines = capsys.readouterr().out.splitlines()
     names = [line.split(":")[0].split()[0] for line in lines]
-    assert names == run_cli.shipped()
+    assert names == mainjob.shipped()
     assert any(line.startswith("index_lookup (default): ") for line in lines)
     assert not any(name.endswith("-quick") for name in names)
 
 
-def test_quick_uses_the_shipped_quick_study_or_cuts_one_down(study: Path) -> None:
-    spec, origin = run_cli.resolve_study("index_lookup", quick=True)
-    assert spec.name == "index_lookup-quick" and "index_lookup-quick" in origin
-    full, _ = run_cli.resolve_study(str(study), quick=False)
-    cut, origin = run_cli.resolve_study(str(study), quick=True)
-    assert cut.name == "tiny-quick" and "cut down" in origin
-    assert cut.lengths == sorted(full.lengths)[:3] and cut.seeds == full.seeds[:2]
-    assert cut.budget.steps == full.budget.steps // 2
-
-
 def test_default_study_is_index_lookup() -> None:
     args = cli.build_parser().parse_args(["run"])
-    assert args.study == run_cli.DEFAULT_STUDY == "index_lookup"
+    assert args.study == mainjob.DEFAULT_STUDY == "index_lookup"
     assert args.out == "runs" and not args.quick

@@ -25,3 +25,10 @@ def test_catalogued_widths_equal_the_built_widths() -> None:
     for name, cell in [("dyck_next_elman", "elman"), ("dyck_next_lstm", "lstm")]:
         hb = constructions.get(name).build(64, types=4, depth=3)
         assert theory.min_width("H20", 64, types=4, depth=3, cell=cell) == hb.width
+
+
+def test_every_registered_construction_realises_a_catalogued_result() -> None:
+    # the induction head included (IND): the report and curves.model_class look it up
+    for name, entry in constructions.registry().items():
+        result = theory.get(entry.result_id)  # UserError if uncatalogued
+        assert name in result.constructions, (name, entry.result_id)

@@ -41,6 +41,28 @@ CONFIGS: list[tuple[str, dict[str, Any]]] = [
     ("beam_tree", {**QUIET, "scorer": "parent", "topk": "onesoft"}),
     ("rir", {**QUIET, "chunk": 3, "beam": 2, "align": "rank"}),
     ("rir", {**QUIET, "chunk": 4, "align": "rank", "pre_ssm": True}),
+    # looped: state_init=noise and abacus_offset > 0 draw in training mode (a fresh build is in
+    # training mode), so forward is deliberately not a function of the input there; their
+    # contract checks run in evaluation mode in tests/models/test_looped.py.
+    ("looped", {}),
+    (
+        "looped",
+        {
+            "block_layers": 2,
+            "iterations": 3,
+            "heads": 2,
+            "injection": "concat",
+            "state_init": "embed",
+            "pos": "rope",
+        },
+    ),
+    (
+        "looped",
+        {"iterations": 2, "injection": "none", "pos": "abacus", "digit_max": 4, "abacus_max": 40},
+    ),
+    ("looped", {"iterations": 2, "pos": "learned", "mlp_width": 0, "layer_norm": False}),
+    ("dtnet", {"iterations": 3}),
+    ("dtnet", {"iterations": 2, "recall": False, "embed_dim": 3}),
 ]
 
 

@@ -119,6 +119,15 @@ def test_bad_seeds(seeds: Any) -> None:
         models.build_ensemble("lstm", VOCAB, WIDTH, seeds)
 
 
+def test_bad_family_or_option_is_a_user_error() -> None:
+    """(Moved from the trainer's tests: ``fit_ensemble(family, ...)`` built its ensemble; now
+    its callers build it with ``build_ensemble`` and the trainer takes the module.)"""
+    with pytest.raises(UserError, match="unknown option 'heads'"):
+        models.build_ensemble("lstm", VOCAB, WIDTH, [0], heads=2)
+    with pytest.raises(UserError, match="unknown model family"):
+        models.build_ensemble("mlp", VOCAB, WIDTH, [0])
+
+
 def test_vmap_fallback_agrees_with_batched_pass() -> None:
     """``SeqModel.ensemble_forward`` (torch.func.vmap, the fallback for new families) computes
     what the families' explicitly batched passes compute."""

@@ -428,7 +428,7 @@ def test_noise_is_owned_seeded_and_training_only() -> None:
         ("bbt", {"pad_id": VOCAB}, "option 'pad_id' must be a token id below vocab_size"),
         ("bbt", {"readout": "first"}, "option 'readout' must be one of last, every"),
         ("grc", {"readout": "last"}, "unknown option 'readout'"),
-        ("bbt", {"dropout": 1.0}, "option 'dropout' must be a number in [0, 1)"),
+        ("bbt", {"dropout": 1.0}, "option 'dropout' must be a number >= 0 and < 1"),
     ],
 )
 def test_bad_options_are_one_line_errors(family: str, opts: dict[str, Any], message: str) -> None:

@@ -40,22 +40,27 @@ class LawProbe:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def threshold(self, trial: TrialSpec) -> int:
-        law, coef = self.laws[trial.model_label]
-        return max(1, math.ceil(coef * LAWS[law](trial.length) - 1e-9))
+        law, coef = self.laws[trial.search.model_label]
+        return max(1, math.ceil(coef * LAWS[law](trial.search.length) - 1e-9))
 
     def __call__(self, trial: TrialSpec) -> ProbeOutcome:
         need = self.threshold(trial)
         reached = trial.width >= need
         details: dict[str, Any] = {}
-        if reached and trial.model_label in self.length_eval:
+        if reached and trial.search.model_label in self.length_eval:
             details["length_eval"] = [
-                {"length": n, "sequence_accuracy": 1.0 if n <= trial.length else trial.length / n}
+                {
+                    "length": n,
+                    "sequence_accuracy": 1.0
+                    if n <= trial.search.length
+                    else trial.search.length / n,
+                }
                 for n in (4, 8, 16, 32, 64, 128)
             ]
         return ProbeOutcome(
             reached=reached,
             accuracy=1.0 if reached else min(0.9, trial.width / need),
-            steps=trial.budget.steps,
+            steps=trial.search.budget.steps,
             wall_s=self.wall_s,
             details=details,
         )

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from sepbench import cli
+from sepbench.cli.report import resolve_store
 from sepbench.errors import UserError
-from sepbench.report import resolve_store, write_report
+from sepbench.report import write_report
 
 pytestmark = pytest.mark.usefixtures("fake_figures")
 

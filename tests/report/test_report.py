@@ -10,9 +10,8 @@ import pytest
 
 from sepbench import report
 from sepbench.errors import UserError
-from sepbench.report import collect
-from sepbench.report.data import MODEL_DEFAULTS, model_class, state_per_width
-from sepbench.sweep import Store, summarize
+from sepbench.report import ReportData
+from sepbench.sweep import Store, StudySpec, run_study, summarize
 
 PAIRS = {"tf", "tf-lin", "lstm", "elman"}
 EXPECTED = {
@@ -21,6 +20,12 @@ EXPECTED = {
     "lstm": "consistent",  # linear, far above the RNN lower bounds (learnability)
     "elman": "inconsistent",  # width 1 at N = 64: below B24-T3's bound of 4
 }
+
+
+def collect(path: Path, constructions: object = None, **kwargs: object) -> ReportData:
+    """report.collect of the store at ``path`` (collect takes an open store only)."""
+    with Store.open(path) as store:
+        return report.collect(store, constructions, **kwargs)  # type: ignore[arg-type]
 
 
 def verdict_rows(md: str) -> list[list[str]]:
@@ -152,19 +157,74 @@ def test_length_generalisation_hook(main_store: Path) -> None:
     assert all(not p.length_eval for p in data.pairs if p.model.label != "tf")
 
 
-def test_summary_source_gives_the_same_verdicts(main_store: Path) -> None:
+def test_collect_reads_an_open_store_only(main_store: Path) -> None:
+    """No fallback chain: a summary or a path is refused with one line naming what is
+    accepted (paths are resolved by `sepbench report`, then the store is opened)."""
     with Store.open(main_store) as store:
         summary = summarize(store)
-        from_store = collect(store, n_boot=100)
-    from_summary = collect(summary, n_boot=100)
-    assert [(p.key, p.outcome) for p in from_summary.pairs] == [
-        (p.key, p.outcome) for p in from_store.pairs
-    ]
-    # a summary whose store is gone still reports, from labels (families guessed)
-    summary.store_path = str(main_store.parent / "gone.sqlite")
-    degraded = collect(summary, n_boot=0)
-    assert degraded.records == [] and degraded.notes
-    assert [p.model_class for p in degraded.pairs] == [None, None, "rnn", "rnn"]
+        data = report.collect(store, n_boot=0)
+    assert [p.model_class for p in data.pairs] == ["transformer-1", "transformer-1", "rnn", "rnn"]
+    for wrong in (summary, main_store, str(main_store)):
+        with pytest.raises(UserError, match="collect needs an open results store"):
+            report.collect(wrong, n_boot=0)  # type: ignore[arg-type]
+
+
+def test_facts_come_from_the_trials_or_else_the_family_cards(tmp_path: Path) -> None:
+    """Stored model facts are what the report uses (here deliberately unlike the cards'); a
+    store whose trials have none falls back to the cards and says so."""
+    from sepbench.models.cards import ModelFacts
+    from sepbench.sweep import ProbeOutcome, plan_study
+    from tests.report.conftest import study
+
+    spec = study("facts", [{"family": "lstm"}], [4, 8, 16], 1)
+    plan = plan_study(spec)[0]
+    for name, facts in [("stored", ModelFacts("rnn", 3 * 8, 17, 99, 8)), ("old", None)]:
+        details = {ModelFacts.KEY: facts.to_dict()} if facts else {}
+        with Store.for_study(tmp_path / f"{name}.sqlite", spec) as store:
+            store.record(plan.trial(8), ProbeOutcome(True, 1.0, wall_s=1.0, details=details))
+    stored, old = collect(tmp_path / "stored.sqlite"), collect(tmp_path / "old.sqlite")
+    (pair,) = stored.pairs
+    assert pair.facts.source == "stored" and pair.state_factor == 3.0
+    assert pair.facts.parameters == {8: 99}
+    assert any("stored state sizes give 3 numbers per unit of width" in n for n in stored.notes)
+    (pair,) = old.pairs
+    assert pair.facts.source == "cards" and pair.state_factor == 2.0  # LSTM: h and c
+    assert pair.model_class == "rnn" and pair.state_note == "LSTM state = 2 × hidden (h and c)"
+    assert any("come from the family cards" in n for n in old.notes)
+    assert not any("family cards" in n for n in stored.notes)
+
+
+def test_b24_t8_on_mqar_is_judged_at_n_2p(tmp_path: Path) -> None:
+    """The catalogue's task-length mapping: on mqar B24-T8's N is 2P whatever the study's
+    length, so its bound is one number and every width must clear it."""
+    from tests.report.conftest import LawProbe
+
+    spec = StudySpec.from_dict(
+        {
+            "name": "mq",
+            "seed": 0,
+            "lengths": [16, 32, 64],
+            "seeds": 1,
+            "threshold": 0.9,
+            "tasks": [{"name": "mqar", "params": {"pairs": 4, "vocab": 64}}],
+            "models": [{"family": "gru"}],
+            "budget": {"steps": 10, "batch_size": 8, "lr": 0.001},
+            "width": {"min": 1, "max": 16},
+        }
+    )
+    run_study(spec, tmp_path, executor="inline", probe=LawProbe({"gru": ("constant", 2.0)}),
+              progress=False)  # fmt: skip
+    data = collect(tmp_path / "mq.sqlite", n_boot=0, precision_bits=1)
+    (pair,) = data.pairs
+    (t8,) = [v for v in pair.verdicts if v.result_id == "B24-T8"]
+    # N = 2P = 8 at p = 1: m >= 8 / (2·1) = 4 > 2, whatever the study's N
+    assert t8.outcome == "inconsistent" and "(N = 2P = 8, p = 1)" in t8.reason
+    assert t8.bound_at_max == pytest.approx(4.0)
+    (curve,) = [b for b in pair.bounds if b.result_id.startswith("B24-T8")]
+    assert set(curve.widths) == {4.0}
+    ok = collect(tmp_path / "mq.sqlite", n_boot=0, precision_bits=2)  # bound 2: cleared
+    (t8,) = [v for v in ok.pairs[0].verdicts if v.result_id == "B24-T8"]
+    assert t8.outcome == "consistent" and "(N = 2P = 8, p = 2)" in t8.reason
 
 
 def test_constructions_are_attached_to_the_matching_class(main_store: Path) -> None:
@@ -181,32 +241,6 @@ def test_constructions_are_attached_to_the_matching_class(main_store: Path) -> N
         collect(main_store, {"x": {"task": "index_lookup", "result_id": "B24-T1", "points": 3}})
     with pytest.raises(UserError, match="unknown result"):
         collect(main_store, {"x": {"task": "index_lookup", "result_id": "B99", "points": []}})
-
-
-def test_model_classes_and_state_sizes() -> None:
-    assert model_class("transformer", {}) == "transformer-1"
-    assert model_class("transformer", {"layers": 2}) == "transformer-2"
-    assert model_class("transformer", {"layers": 3}) == "transformer-2"
-    assert [model_class(f, {}) for f in ("elman", "lstm", "gru", "ssm")] == ["rnn"] * 4
-    assert model_class("hybrid", {}) == "hybrid"
-    assert model_class("rag", {}) == "rnn+retrieval"
-    assert model_class("lstm", {}, "is_tree", {"trace": "cot"}) == "rnn+cot"
-    assert model_class("transformer", {}, "is_tree", {"trace": "cot"}) == "transformer+cot"
-    assert model_class("tf", {}) is None
-    assert state_per_width("lstm", {"layers": 2})[0] == 4.0
-    assert state_per_width("gru", {})[0] == 1.0
-    assert state_per_width("ssm", {"state_dim": 4})[0] == 4.0
-    assert state_per_width("rag", {})[0] == 2.0  # default cell: lstm
-    assert state_per_width("rag", {"cell": "gru"})[0] == 1.0
-    assert state_per_width("transformer", {})[0] == 1.0
-
-
-def test_model_defaults_match_the_models_package() -> None:
-    models = pytest.importorskip("sepbench.models")
-    for family, defaults in MODEL_DEFAULTS.items():
-        described = models.describe(family)["options"]
-        for option, value in defaults.items():
-            assert described[option]["default"] == repr(value), (family, option)
 
 
 def test_report_of_an_unfinished_study(tmp_path: Path) -> None:
@@ -242,12 +276,16 @@ def test_construction_names_are_looked_up_in_the_registry() -> None:
         report.construction_curves({"no-such": [(4, 1)]})
 
 
-def test_a_registered_construction_outside_the_catalogue_is_drawn_for_its_class() -> None:
-    """The induction head (result id IND, no catalogue record): the associative-recall preset's
-    report used to end in 'unknown result' after its whole sweep had run."""
+def test_the_induction_head_is_drawn_for_its_class() -> None:
+    """The induction head (result id IND): the associative-recall preset's report used to end
+    in 'unknown result' after its whole sweep had run; IND is now a catalogue record."""
     (curve,) = report.construction_curves({"associative_recall_2layer": [(4, 33), (8, 30)]})
     assert curve.result_id == "IND" and curve.model_classes == ("transformer-2",)
-    with pytest.raises(UserError, match="unknown result 'IND'"):  # not registered under IND
+    (mine,) = report.construction_curves(
+        {"mine": {"task": "associative_recall", "result_id": "IND", "points": [[4, 3]]}}
+    )
+    assert mine.model_classes == ("transformer-2",)
+    with pytest.raises(UserError, match="unknown result 'IND2'"):
         report.construction_curves(
-            {"mine": {"task": "associative_recall", "result_id": "IND", "points": [[4, 3]]}}
+            {"mine": {"task": "associative_recall", "result_id": "IND2", "points": [[4, 3]]}}
         )

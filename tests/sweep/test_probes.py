@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from sepbench.errors import UserError
@@ -71,3 +73,26 @@ def test_fake_probe_is_deterministic_with_flips_and_noise() -> None:
     assert 2 <= flipped <= 25
     with pytest.raises(UserError, match="unknown law"):
         FakeProbe(law="cubic").validate(spec)
+
+
+def test_training_probe_records_the_facts_of_the_model_it_trained() -> None:
+    """State size (at the task's token length), parameter count and theory class, single and
+    ensemble trainer alike: the report reads them instead of recomputing them."""
+    from sepbench import models, tasks
+    from sepbench.models.cards import ModelFacts
+
+    model = {"family": "transformer", "options": {"layers": 2, "heads": 2}}
+    spec = make_spec(models=[model], trainer="ensemble", **{**TINY, "seeds": 2})
+    first, second = (plan.trial(4) for plan in plan_study(spec))
+    task = tasks.make(first.search.task, **first.search.task_params)
+    built = models.build("transformer", len(task.vocab), 4, layers=2, heads=2)
+    tokens = task.max_tokens(first.search.length)
+    expected = ModelFacts("transformer-2", built.state_size(tokens), tokens,
+                          built.num_parameters(), 4)  # fmt: skip
+    assert expected.state_size == 2 * 2 * 2 * 2 * tokens  # layers · (k, v) · heads · head_dim
+    outcomes = [
+        *TrainingProbe().batch([first, second]),
+        TrainingProbe()(replace(first, search=replace(first.search, trainer="single"))),
+    ]
+    for outcome in outcomes:
+        assert ModelFacts.from_details(outcome.details) == expected

@@ -131,7 +131,7 @@ class BatchFake(FakeProbe):
         if self.jobs is not None:
             fd = os.open(self.jobs, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
-                line = f"{len(trials)} {trials[0].length} {trials[0].width}\n"
+                line = f"{len(trials)} {trials[0].search.length} {trials[0].width}\n"
                 os.write(fd, line.encode())
             finally:
                 os.close(fd)
@@ -180,7 +180,7 @@ def test_seeds_that_disagree_split_into_jobs_per_width(tmp_path: Path) -> None:
     @dataclass(frozen=True)
     class PerSeed(BatchFake):
         def truth(self, trial: TrialSpec) -> bool:
-            return trial.width >= (3 if trial.replicate == 0 else 12)
+            return trial.width >= (3 if trial.search.replicate == 0 else 12)
 
     log = tmp_path / "jobs.log"
     spec = make_spec(seeds=2, trainer="ensemble", lengths=[4], models=[{"family": "lstm"}])
@@ -231,7 +231,7 @@ def test_previous_start_resumes_after_an_interruption(tmp_path: Path) -> None:
         limit: int = 0
 
         def __call__(self, trial: TrialSpec) -> ProbeOutcome:
-            if trial.length >= self.limit:
+            if trial.search.length >= self.limit:
                 raise KeyboardInterrupt
             return super().__call__(trial)
 

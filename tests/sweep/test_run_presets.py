@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from sepbench.report.data import model_class
+from sepbench.models.cards import model_class
 from sepbench.sweep import TrainingProbe, plan_study
 from sepbench.sweep.spec import builtin_studies, load_builtin
 

@@ -82,7 +82,9 @@ class PerSeedProbe:
     thresholds: dict[tuple[int, int], int]
 
     def __call__(self, trial: TrialSpec) -> ProbeOutcome:
-        return ProbeOutcome(trial.width >= self.thresholds[(trial.length, trial.replicate)])
+        return ProbeOutcome(
+            trial.width >= self.thresholds[(trial.search.length, trial.search.replicate)]
+        )
 
 
 def test_median_range_and_censored_reporting(tmp_path: Path) -> None:

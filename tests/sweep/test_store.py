@@ -13,7 +13,15 @@ from pathlib import Path
 import pytest
 
 from sepbench.errors import UserError
-from sepbench.sweep import FakeProbe, ProbeOutcome, Store, plan_study, run_study
+from sepbench.sweep import (
+    FakeProbe,
+    ProbeOutcome,
+    Store,
+    plan_study,
+    run_study,
+    to_dataframe,
+    write_csv,
+)
 from sepbench.sweep.store import SCHEMA_VERSION
 from tests.sweep.common import make_spec
 
@@ -189,18 +197,18 @@ def test_csv_and_dataframe_export(tmp_path: Path, capsys: pytest.CaptureFixture[
     )
     with Store.open(path) as store:
         out = tmp_path / "trials.csv"
-        assert store.export_csv(out) == summary.trials
+        assert write_csv(store, out) == summary.trials
         rows = list(csv.DictReader(out.open()))
         assert len(rows) == summary.trials
         assert {r["reached"] for r in rows} == {"True", "False"}
-        frame = store.to_dataframe()
+        frame = to_dataframe(store)
         assert len(frame) == summary.trials
         assert list(frame.columns[:5]) == ["task", "model", "length", "replicate", "width"]
-        widths = store.to_dataframe("widths")
+        widths = to_dataframe(store, "widths")
         assert list(widths["median"]) == [r.median for r in summary.rows]
-        assert len(store.to_dataframe("searches")) == len(summary.searches)
-        store.export_csv(None, "widths")
+        assert len(to_dataframe(store, "searches")) == len(summary.searches)
+        write_csv(store, None, "widths")
         printed = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
         assert [float(r["median"]) for r in printed] == [r.median for r in summary.rows]
         with pytest.raises(UserError, match="unknown table"):
-            store.export_csv(None, "everything")
+            write_csv(store, None, "everything")

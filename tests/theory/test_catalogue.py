@@ -35,6 +35,8 @@ TABLE = {
     "W24-C": ({"is_tree"}, "transformer+cot", "upper"),
     "W24-RAG": ({"is_tree"}, "rnn+retrieval", "upper"),
     "W24-H": ({"is_tree"}, "hybrid", "upper"),
+    # not a row of theory.md's table: its construction "Associative recall, 2 layers"
+    "IND": ({"associative_recall"}, "transformer-2", "upper"),
 }
 IDS = list(TABLE)
 
@@ -52,6 +54,7 @@ def test_row_contents(rid: str) -> None:
     assert model in r.model_classes
     assert r.direction == direction
     assert r.paper in theory.PAPERS and r.source.startswith(r.paper)
+    assert rid == "IND" or rid.split("-")[0] == r.paper  # the id names the paper
     assert r.form in FORMS and r.form in FORM_THRESHOLDS
     assert r.model_class in MODEL_CLASSES and set(r.covers) <= set(MODEL_CLASSES)
     assert set(r.tasks) <= set(tasks.names())
@@ -61,7 +64,9 @@ def test_row_contents(rid: str) -> None:
     if direction == "upper":
         assert r.argument is None
     if direction == "tight":
-        assert r.argument and r.constructions and r.lower_fn is not None
+        assert r.argument and r.constructions and r.lower_fn is not None and r.lower_formula
+    else:
+        assert not r.lower_formula and r.lower_fn is None
 
 
 def test_get_unknown_id_lists_the_known_ones() -> None:
@@ -291,6 +296,34 @@ def test_upper_bounds_have_no_lower_width() -> None:
     assert theory.lower_bound("B24-T1", 64) is None
     assert theory.get("B24-T1").lower_state_bits(64) is None
     assert theory.lower_bound("B24-T3", 64, 8) == theory.min_width("B24-T3", 64, 8)
+
+
+def test_each_side_has_its_own_formula_text() -> None:
+    h20 = theory.get("H20")
+    assert h20.formula_of("upper") == h20.formula and "lower" not in h20.formula
+    assert h20.formula_of("lower") == h20.lower_formula == "m ≥ log2(Σ_{d≤D} k^d)/p"
+    t3 = theory.get("B24-T3")
+    assert t3.formula_of("lower") == t3.formula_of("upper") == t3.formula
+
+
+def test_b24_t8_on_mqar_takes_n_from_the_stored_pairs() -> None:
+    r = theory.get("B24-T8")
+    mqar = dict(tasks.make("mqar", pairs=5).params)
+    assert [r.theorem_length("mqar", n, mqar) for n in (16, 64, 256)] == [10, 10, 10]
+    nn = dict(tasks.make("nearest_neighbor").params)
+    assert r.theorem_length("nearest_neighbor", 64, nn) == 64
+    assert theory.get("B24-T3").theorem_length("mqar", 64, mqar) == 64  # no mapping: N itself
+
+
+def test_the_induction_head_record_is_its_construction_width() -> None:
+    from sepbench import constructions
+
+    for n, keys in [(8, 8), (16, 40), (64, 64)]:
+        built = constructions.get("associative_recall_2layer").build(n, keys=keys)
+        assert theory.min_width("IND", n, keys=keys) == built.width
+    # log growth in N once N dominates the key vocabulary
+    widths = [theory.min_width("IND", 2**e, keys=2) for e in range(6, 16)]
+    assert np.all(np.abs(np.diff(widths) - 3 * 128 * math.log(2)) <= 3)
 
 
 def test_importing_theory_never_imports_torch() -> None:

@@ -24,6 +24,8 @@ FAMILIES = {
     "bbt": {"readout": "every"},  # tree encoders answer a trace task only with readout=every
     "beam_tree": {"readout": "every", "beam": 2},
     "rir": {"readout": "every", "chunk": 3, "beam": 2},
+    "looped": {"iterations": 2, "heads": 2, "injection": "concat"},
+    "dtnet": {"iterations": 2},
 }
 
 

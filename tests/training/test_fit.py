@@ -1,4 +1,4 @@
-"""fit / fit_ensemble mechanics: determinism, data streams, early stop, ensembles vs fit."""
+"""fit / train mechanics: determinism, data streams, early stop, ensembles vs fit."""
 
 from __future__ import annotations
 
@@ -85,7 +85,8 @@ def test_ensemble_members_match_fit(family: str, options: dict[str, int]) -> Non
     floating-point rounding of the batched kernels)."""
     budget = training.Budget(max_steps=250, lr=1e-2, eval_every=25, confirm_batch=512)
     seeds = [0, 1]
-    outcome = training.train_ensemble(family, 8, options, TASK, 6, budget, seeds)
+    ensemble = models.build_ensemble(family, len(TASK.vocab), 8, seeds, **options)
+    outcome = training.train(ensemble, TASK, 6, budget, seeds)
     for seed, ens, member in zip(seeds, outcome.results, outcome.models, strict=True):
         model = models.build(family, len(TASK.vocab), 8, seed=seed, **options)
         alone = training.fit(model, TASK, 6, budget, seed=seed)
@@ -106,7 +107,8 @@ def test_ensemble_members_match_fit(family: str, options: dict[str, int]) -> Non
 
 def test_ensemble_stops_members_independently() -> None:
     budget = training.Budget(max_steps=400, lr=1e-2, eval_every=25, confirm_batch=256)
-    results = training.fit_ensemble("transformer", 16, {"layers": 1}, TASK, 6, budget, [0, 1])
+    ensemble = models.build_ensemble("transformer", len(TASK.vocab), 16, [0, 1], layers=1)
+    results = training.train(ensemble, TASK, 6, budget, [0, 1]).results
     assert all(r.reached for r in results)
     assert len({r.steps for r in results}) >= 1
     assert all(r.history[-1]["step"] == r.steps for r in results)
@@ -125,9 +127,11 @@ def test_bad_arguments_are_user_errors() -> None:
     if not torch.cuda.is_available():
         with pytest.raises(UserError, match="no CUDA GPU"):
             training.fit(model, TASK, 8, SHORT, device="cuda")
-    with pytest.raises(UserError, match="at least one seed"):
-        training.fit_ensemble("lstm", 8, {}, TASK, 8, SHORT, [])  # no seeds
-    with pytest.raises(UserError, match="unknown option 'heads'"):
-        training.fit_ensemble("lstm", 8, {"heads": 2}, TASK, 8, SHORT, [0])
-    with pytest.raises(UserError, match="unknown model family"):
-        training.fit_ensemble("mlp", 8, {}, TASK, 8, SHORT, [0])
+    pair = models.build_ensemble("lstm", len(TASK.vocab), 8, [0, 1])
+    for seeds in ([], [0], [0, 1, 2]):  # one seed per member
+        with pytest.raises(UserError, match=r"one seed per member \(2\)"):
+            training.train(pair, TASK, 8, SHORT, seeds)
+    with pytest.raises(UserError, match=r"one seed per member \(1\)"):
+        training.train(model, TASK, 8, SHORT, [0, 1])
+    with pytest.raises(UserError, match="seed"):
+        training.train(pair, TASK, 8, SHORT, [0, -1])

@@ -1,19 +1,19 @@
 from pathlib import Path
 
 from sepbench import theory
-from sepbench.theory import docs
+from sepbench.docgen import theory as docs
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "theory.md"
 
 
 def test_docs_theory_md_is_generated_from_the_catalogue() -> None:
-    assert DOC.read_text() == theory.render_markdown(), (
-        "docs/theory.md is stale: run `python -m sepbench.theory.docs`"
+    assert DOC.read_text() == docs.render_markdown(), (
+        "docs/theory.md is stale: run `python -m sepbench.docgen.theory`"
     )
 
 
 def test_every_result_has_a_section() -> None:
-    text = theory.render_markdown()
+    text = docs.render_markdown()
     for rid in theory.ids():
         assert f"\n### {rid}\n" in text
 

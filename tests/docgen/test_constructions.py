@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from sepbench import theory
-from sepbench.constructions import docs
+from sepbench.docgen import constructions as docs
 from sepbench.report import plots
 
 

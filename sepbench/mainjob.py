@@ -1,0 +1,212 @@
+"""The main job (``sepbench run``): a shipped width-scaling study, end to end.
+
+:func:`run_main_job` runs the study's sweep (:func:`sepbench.sweep.run_study`), measures the
+constructions' widths at the study's lengths (:func:`sepbench.sweep.constructive.measure_study`,
+cached in ``constructions.json``) and writes the report (:func:`sepbench.report.write_report`),
+all into ``<out>/<study>/``: the store ``<study>.sqlite``, ``constructions.json`` and
+``<study>-report/`` (where ``sepbench report <out>/<study>`` writes it too). Killed at any
+point, it resumes where it stopped when run again. It returns everything it found as data (the
+summary, the constructive curves, the report's verdicts); a :class:`Listener` hears each stage
+as it ends (the CLI prints there).
+
+It sits above ``sweep`` and ``report`` (it uses both); only the CLI uses it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sepbench.errors import UserError
+
+if TYPE_CHECKING:
+    from sepbench.sweep.constructive import ConstructiveCurve
+    from sepbench.sweep.spec import StudySpec
+    from sepbench.sweep.summary import StudySummary
+
+DEFAULT_STUDY = "index_lookup"
+QUICK_SUFFIX = "-quick"
+
+
+# ---------------------------------------------------------------------- studies
+def shipped() -> list[str]:
+    """The shipped studies that ``--study`` accepts (their quick variants not listed)."""
+    from sepbench.sweep.spec import builtin_studies
+
+    return [n for n in builtin_studies() if not n.endswith(QUICK_SUFFIX)]
+
+
+def quick_variant(spec: StudySpec) -> StudySpec:
+    """A study cut down for a quick look: its three shortest lengths, at most two seeds,
+    half the training steps, named ``<name>-quick`` (so it has a store of its own)."""
+    from sepbench.sweep.spec import StudySpec
+
+    data = spec.model_dump(mode="json", exclude_none=True)
+    data["name"] = spec.name + QUICK_SUFFIX
+    data["lengths"] = sorted(spec.lengths)[:3]
+    data["seeds"] = list(spec.seeds)[:2]
+    data["budget"]["steps"] = max(1, spec.budget.steps // 2)
+    data["description"] = f"{spec.description} (quick variant: cut down by sepbench run --quick)"
+    return StudySpec.from_dict(data, source=f"{spec.name} --quick")
+
+
+def resolve_study(name: str, quick: bool) -> tuple[StudySpec, str]:
+    """(spec, where it came from) for ``--study NAME [--quick]``: a shipped study (its shipped
+    ``NAME-quick`` variant when there is one, else :func:`quick_variant`) or a TOML file."""
+    from sepbench.sweep.spec import builtin_studies, load_builtin, load_spec
+
+    names = builtin_studies()
+    if name in names:
+        if quick and name + QUICK_SUFFIX in names:
+            return load_builtin(name + QUICK_SUFFIX), f"shipped study {name}{QUICK_SUFFIX}"
+        spec = load_builtin(name)
+        origin = f"shipped study {name}"
+    elif name.endswith(".toml") and Path(name).is_file():
+        spec = load_spec(name)
+        origin = f"study file {name}"
+    else:
+        raise UserError(
+            f"unknown study '{name}'; shipped studies: {', '.join(shipped())} "
+            "(or give a study TOML file)"
+        )
+    if quick:
+        return quick_variant(spec), f"{origin}, cut down (--quick)"
+    return spec, origin
+
+
+# ---------------------------------------------------------------------- what it finds
+@dataclass(frozen=True)
+class PairVerdict:
+    """One (task, model) curve of the report: its fitted law and the verdict."""
+
+    task: str
+    model: str
+    law: str | None
+    """The best growth law's formula (None: too few points to fit)."""
+    alpha: float | None
+    alpha_ci: tuple[float, float] | None
+    outcome: str
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    path: Path
+    """The report's ``report.md``."""
+    verdicts: list[PairVerdict]
+
+
+@dataclass
+class MainJobResult:
+    spec: StudySpec
+    folder: Path
+    summary: StudySummary
+    constructions: dict[str, list[ConstructiveCurve]] | None
+    """``{task label: curves}`` (an empty list: no construction for the task); None when
+    skipped."""
+    report: ReportResult
+    seconds: dict[str, float] = field(default_factory=dict)
+    """Wall time of each stage: ``sweep``, ``constructions``, ``report``."""
+
+
+class Listener:
+    """Hears each stage of the main job as it ends (the defaults do nothing)."""
+
+    def started(self, spec: StudySpec, folder: Path) -> None:
+        """The options are valid; the sweep starts (writing into ``folder``)."""
+
+    def swept(self, summary: StudySummary, seconds: float) -> None:
+        """The sweep is done (or was already: nothing new to train)."""
+
+    def measured(self, curves: dict[str, list[ConstructiveCurve]] | None, seconds: float) -> None:
+        """The constructive widths are known (None: skipped)."""
+
+    def reported(self, report: ReportResult, seconds: float) -> None:
+        """The report is written."""
+
+
+# ---------------------------------------------------------------------- the job
+def run_main_job(
+    spec: StudySpec,
+    out_dir: str | os.PathLike[str],
+    *,
+    executor: str | None = None,
+    workers: int | None = None,
+    threads: int | None = None,
+    address: str | None = None,
+    device: str | None = None,
+    progress: bool = True,
+    constructions: bool = True,
+    listener: Listener | None = None,
+) -> MainJobResult:
+    """Sweep, constructive widths and report of ``spec`` in ``out_dir/<study name>/``.
+
+    ``executor``, ``workers``, ``threads``, ``address``, ``device``: as for
+    :func:`sepbench.sweep.run_study`. ``constructions=False`` skips the constructive widths
+    (the report then has no construction curve). ``progress``: progress bars on stderr.
+    """
+    from sepbench import sweep
+    from sepbench.sweep.constructive import measure_study, report_curves
+
+    if workers is not None and workers < 0:
+        raise UserError(f"--workers must be >= 0 (0 = one per core), got {workers}")
+    if threads is not None and threads < 1:
+        raise UserError(f"--threads must be >= 1, got {threads}")
+    hear = listener or Listener()
+    folder = Path(out_dir) / spec.name
+    seconds: dict[str, float] = {}
+    hear.started(spec, folder)
+
+    start = time.perf_counter()
+    summary = sweep.run_study(
+        spec,
+        folder,
+        executor=executor,
+        workers=workers,
+        threads=threads,
+        address=address,
+        device=device,
+        progress=progress,
+    )
+    seconds["sweep"] = time.perf_counter() - start
+    hear.swept(summary, seconds["sweep"])
+
+    start = time.perf_counter()
+    curves = measure_study(spec, folder, progress=progress) if constructions else None
+    seconds["constructions"] = time.perf_counter() - start
+    hear.measured(curves, seconds["constructions"])
+
+    start = time.perf_counter()
+    drawn = report_curves(c for found in (curves or {}).values() for c in found)
+    report = write_report(Path(summary.store_path), drawn)
+    seconds["report"] = time.perf_counter() - start
+    hear.reported(report, seconds["report"])
+    return MainJobResult(spec, folder, summary, curves, report, seconds)
+
+
+def write_report(store_path: Path, curves: dict[str, dict[str, object]]) -> ReportResult:
+    """The study's report in ``<store directory>/<store name>-report`` (the directory
+    ``sepbench report`` writes too), and its verdicts as data."""
+    from sepbench import report
+    from sepbench.sweep.store import Store
+
+    out = store_path.parent / f"{store_path.stem}-report"
+    with Store.open(store_path) as store:
+        path = report.write_report(store, out, curves or None)
+        data = report.collect(store, curves or None)
+    verdicts = []
+    for pair in data.pairs:
+        fit = pair.fit
+        verdicts.append(
+            PairVerdict(
+                task=pair.task.label,
+                model=pair.model.label,
+                law=fit.laws[fit.best].formula() if fit else None,
+                alpha=fit.alpha if fit else None,
+                alpha_ci=fit.alpha_ci if fit else None,
+                outcome=pair.outcome,
+            )
+        )
+    return ReportResult(path, verdicts)
