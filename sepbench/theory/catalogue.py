@@ -569,7 +569,9 @@ _CATALOGUE: tuple[Result, ...] = (
         quantity="state bits",
         statement="o(N) bits of state impossible (with or without CoT)",
         formula="m ≥ N·log2(k)/p (k = 2: N bits)",
-        assumptions="Deterministic decoding; a chain of thought of any length.",
+        assumptions="Deterministic decoding; a chain of thought of any length. On "
+        "associative recall k is the number of values (pass alphabet = values; the default 2 "
+        "gives a weaker bound, still valid).",
         constructions=(),
         argument="Any chain of thought generated after the context is a function of the state "
         "after the context and the query, so B24-T3's fooling set applies unchanged: the state "
@@ -578,8 +580,7 @@ _CATALOGUE: tuple[Result, ...] = (
         params=(_alphabet(2),),
         width_fn=f.index_information_bound,
         error_fn=f.index_error_bound,
-        error_formula=_INDEX_ERROR_FORMULA + " (associative recall: pass alphabet = values; "
-        "the default 2 gives a weaker, still valid bound)",
+        error_formula=_INDEX_ERROR_FORMULA,
     ),
     Result(
         id="W24-T",

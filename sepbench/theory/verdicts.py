@@ -375,8 +375,9 @@ def _lower_verdict(
             "vacuous",
             hypothesis,
             (
-                f"the bound asks for at most {top:.3g} at every measured N ({_range(fit)}) and the "
-                f"grid's smallest width is {min_width:g}: no measurement could fall below it"
+                f"the bound asks for at most {top:.3g} numbers at every measured N "
+                f"({_range(fit)}) and the grid's smallest width is {min_width:g}: no "
+                "measurement could fall below it"
             ),
         )
     worst: tuple[float, float, float] | None = None  # (ratio, N, high)

@@ -325,7 +325,7 @@ def test_point_order_does_not_matter(
     assert b.alpha == pytest.approx(a.alpha, abs=1e-9)
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=12, deadline=None)
 @given(noisy_curves())
 def test_grid_intervals_contain_the_exact_fit_in_their_likelihood(
     curve: tuple[np.ndarray, np.ndarray],
