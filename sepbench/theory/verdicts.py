@@ -74,6 +74,7 @@ measured range": for trained widths a learnability gap, for constructive widths 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -320,6 +321,32 @@ def _form_verdict(result: Result, fit: GrowthFit) -> tuple[Outcome, str, str]:
 # --------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Length:
+    """The theorem's N at a measured N: the N itself, or the one value a task fixes
+    (:attr:`Result.task_lengths`: B24-T8 on mqar, N = 2P)."""
+
+    task: str | None
+    task_params: Mapping[str, Any]
+
+    def of(self, result: Result, n: int) -> int:
+        if self.task is None:
+            return n
+        try:
+            return result.theorem_length(self.task, n, self.task_params)
+        except KeyError as exc:
+            raise UserError(
+                f"{result.id} on task {self.task}: task_params lack {exc}, which fixes the "
+                "theorem's N; pass the task's full parameters"
+            ) from None
+
+    def text(self, result: Result, n: int) -> str:
+        """`` at N = 2P = 8`` where the task fixes N, else ``""``."""
+        if self.task is None or self.task not in result.task_lengths:
+            return ""
+        return f" at N = {result.task_lengths[self.task].symbol} = {self.of(result, n)}"
+
+
 def _lower_verdict(
     result: Result,
     fit: GrowthFit,
@@ -327,26 +354,29 @@ def _lower_verdict(
     params: dict[str, Any],
     success: Success,
     min_width: float,
+    length: _Length,
 ) -> tuple[Outcome, str, str]:
     """(outcome, hypothesis, finding) of the lower-bound check (see the module docstring)."""
-    base = f"{result.id} lower bound {result.formula_of('lower')} at p = {p}"
+    where_n = length.text(result, int(max(fit.lengths)))
+    at = f"{where_n}, p = {p}" if where_n else f" at p = {p}"
+    base = f"{result.id} lower bound {result.formula_of('lower')}{at}"
     if success.worst_case:
         hypothesis = f"{base}, for exact answers on every input (the theorem's hypothesis)"
 
         def bound(n: int) -> float:
-            value = result.lower_width(n, p, **params)
+            value = result.lower_width(length.of(result, n), p, **params)
             assert value is not None
             return value
 
     elif result.error_fn is not None:
         eps = success.error
         hypothesis = (
-            f"{result.id} lower bound in its error-allowed form {result.error_formula} at "
-            f"ε = {eps:g}, p = {p} ({success.describe()})"
+            f"{result.id} lower bound in its error-allowed form {result.error_formula}"
+            f"{where_n + ',' if where_n else ' at'} ε = {eps:g}, p = {p} ({success.describe()})"
         )
 
         def bound(n: int) -> float:
-            value = result.error_lower_width(n, p, error=eps, **params)
+            value = result.error_lower_width(length.of(result, n), p, error=eps, **params)
             assert value is not None
             return value
 
@@ -400,7 +430,7 @@ def _lower_verdict(
         text += f"; closest {worst[0]:.3g}× at N = {worst[1]:g}"
         if worst[0] > NOT_BINDING_RATIO:
             text += " (far from binding)"
-    crossing = _crossing(fit, bound)
+    crossing = None if where_n else _crossing(fit, bound)  # a fixed N: the bound never moves
     if crossing is not None and result.direction == "lower":
         text += f"; the fitted {fit.best} law would fall below it near N ≈ {crossing:.3g}"
     return "consistent", hypothesis, text
@@ -429,6 +459,8 @@ def verdict(
     *,
     min_width: float | None = None,
     success: Success | None = None,
+    task: str | None = None,
+    task_params: Mapping[str, Any] | None = None,
     **params: Any,
 ) -> Verdict:
     """Compare ``fit`` (from :func:`~.fits.fit_growth`) with result ``result_id``.
@@ -441,7 +473,10 @@ def verdict(
     ``success`` is the measurement's success criterion (default :meth:`Success.exact`, what
     a construction verified on every input meets; a trained study passes
     ``Success.average(threshold)``): it decides ``not applicable`` and the error-allowed
-    form. The rule is stated in full in the module docstring.
+    form. ``task`` and ``task_params`` (the task's full parameters) name the measured task
+    where its parameters fix the theorem's N (:attr:`Result.task_lengths`: B24-T8 on mqar is
+    evaluated at N = 2P at every measured length); elsewhere they change nothing. The rule is
+    stated in full in the module docstring.
     """
     result = get(result_id)
     if not isinstance(fit, GrowthFit):
@@ -458,12 +493,15 @@ def verdict(
         raise UserError(f"min_width must be a positive number, got {min_width!r}")
     p = MEASUREMENT_PRECISION if precision_bits is None else precision_bits
     result.resolve(int(max(fit.lengths)), **params)  # reject unknown parameters up front
+    length = _Length(task, dict(task_params or {}))
     if result.direction == "lower":
-        outcome, hypothesis, text = _lower_verdict(result, fit, p, params, success, floor)
+        outcome, hypothesis, text = _lower_verdict(result, fit, p, params, success, floor, length)
         return Verdict(result_id, outcome, f"checked {hypothesis}: {text}", hypothesis)
     outcome, hypothesis, text = _form_verdict(result, fit)
     if result.direction == "tight":
-        low_outcome, low_hyp, low_text = _lower_verdict(result, fit, p, params, success, floor)
+        low_outcome, low_hyp, low_text = _lower_verdict(
+            result, fit, p, params, success, floor, length
+        )
         if low_outcome == "inconsistent":
             outcome, text = "inconsistent", f"lower side: {low_text}; upper side: {text}"
         else:

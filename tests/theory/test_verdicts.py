@@ -314,3 +314,23 @@ def test_no_lower_bound_is_consistent_where_it_cannot_bind(study: str) -> None:
                     assert v.outcome in ("vacuous", "not applicable"), (study, r.id, v)
                 if r.error_fn is None:
                     assert v.outcome == "not applicable" or r.direction == "tight", v
+
+
+def test_a_task_that_fixes_n_evaluates_the_bound_there() -> None:
+    """B24-T8 on mqar takes N = 2P (the stored pairs) at every study length: with P = 4 and
+    p = 1 the bound is 8/(2·1) = 4 numbers at N = 16, 32 and 64 alike."""
+    at_two = theory.fit_growth([16, 32, 64], intervals=[(1, 2)] * 3)
+    mqar = {"pairs": 4, "vocab": 64}
+    v = theory.verdict("B24-T8", at_two, 1, task="mqar", task_params=mqar)
+    assert v.outcome == "inconsistent" and "at N = 2P = 8, p = 1" in v.hypothesis
+    assert "below the lower bound 4" in v.reason
+    # at p = 2 the bound is 2: cleared; at p = 8 it is 0.5, below the grid's smallest width
+    assert theory.verdict("B24-T8", at_two, 2, task="mqar", task_params=mqar).outcome == (
+        "consistent"
+    )
+    assert theory.verdict("B24-T8", at_two, 8, task="mqar", task_params=mqar).outcome == "vacuous"
+    # without the task the study's N is the theorem's: 64/(2·1) = 32 at N = 64
+    plain = theory.verdict("B24-T8", at_two, 1)
+    assert plain.outcome == "inconsistent" and "below the lower bound 32" in plain.reason
+    with pytest.raises(UserError, match="task_params lack 'pairs'"):
+        theory.verdict("B24-T8", at_two, 1, task="mqar", task_params={})
