@@ -75,6 +75,17 @@ def fields(result: Result) -> list[tuple[str, str]]:
     out += [
         ("direction", result.direction),
         ("form", f"{result.form} (growth of the {result.quantity} in N)"),
+        *(
+            [
+                (
+                    "form in bits",
+                    f"{result.bits_form} (growth of the state bits at p = Θ(log N)); a width of "
+                    "one bit per unit (a construction declaring `unit_bits`) is judged against it",
+                )
+            ]
+            if result.bits_form
+            else []
+        ),
         ("bound (theory.md)", result.statement),
         ("width_bound", result.formula),
         *([("lower_width", result.lower_formula)] if result.lower_formula else []),
@@ -183,7 +194,7 @@ def render_markdown() -> str:
         "## Verdicts",
         "",
         "`verdict(result_id, fit, precision_bits=None, *, min_width=None, success=None, "
-        "**params)` returns one of "
+        'task=None, task_params=None, units="numbers", **params)` returns one of '
         + ", ".join(f"*{o}*" for o in verdicts.OUTCOMES)
         + " with a one-line reason that starts with the hypothesis it checked.",
         "",
@@ -213,6 +224,14 @@ def render_markdown() -> str:
         "- For an upper bound, *inconsistent* means the curve grows faster than the theorem's "
         "form over the measured range: a learnability gap for trained widths, a bug for "
         "constructive ones. At laboratory N many comparisons are honestly *undecided*.",
+        '- `units="bits"`: the width counts bits (every unit holds one bit) and is compared '
+        "with the result's *form in bits* (W24-RAG, W24-H: log, their O(log n) bits) instead "
+        "of its form in p-bit numbers (constant at fixed p). The one-bit-per-unit "
+        "constructions `is_tree_retrieval`, `index_lookup_hybrid` and "
+        "`associative_recall_hybrid` declare it (`Construction.unit_bits`).",
+        "- `task`, `task_params`: where the measured task fixes the theorem's N from its "
+        "parameters (B24-T8 on mqar: N = 2P), the lower bound is evaluated there at every "
+        "measured length.",
         "",
     ]
     return "\n".join(out)

@@ -160,6 +160,13 @@ class Result:
     """``error_fn`` in symbols (ε = the allowed average error)."""
     error_note: str = ""
     """Lower/tight results without ``error_fn``: why no error-allowed form is given."""
+    bits_form: str = ""
+    """Upper results stated in *bits* at p = Θ(log N) whose ``form`` (numbers at fixed p)
+    differs: the growth in N of the state bits the theorem counts (W24-RAG, W24-H: ``log``,
+    their O(log n) bits). A measurement whose every unit holds one bit — a construction of
+    exact 0/1 or ±1 units, which spends one unit per bit instead of packing p bits into a
+    number — counts bits, and is judged against this form
+    (:func:`~sepbench.theory.verdict` with ``units="bits"``). Empty: no statement in bits."""
 
     @property
     def paper(self) -> str:
@@ -653,10 +660,11 @@ _CATALOGUE: tuple[Result, ...] = (
         "is constant at fixed p (the form a measured width is checked against); the state "
         "bits 3p grow like log n only at p = Θ(log n). A network that keeps one bit per unit "
         "(the sigmoid controller is_tree_retrieval) needs Θ(log n) units: it realises the bit "
-        "count, not this packed width.",
+        "count, not this packed width, and is judged against the bit form (log).",
         constructions=("is_tree_retrieval",),
         argument=None,
         width_fn=f.w24_rag_controller,
+        bits_form="log",
     ),
     Result(
         id="W24-H",
@@ -675,11 +683,12 @@ _CATALOGUE: tuple[Result, ...] = (
         "states the claim, not the theorem's constants. The testbed's hybrid constructions use "
         "exact binary codes, one bit per unit: index_lookup_hybrid has width "
         "b + 2·ceil(log2 N) (grows like log N), associative_recall_hybrid 2·ceil(log2 K) + b_v "
-        "(constant in N).",
+        "(constant in N): bit counts, judged against the bit form (log).",
         constructions=("index_lookup_hybrid", "associative_recall_hybrid"),
         argument=None,
         exact=False,
         width_fn=f.w24_h_hybrid,
+        bits_form="log",
     ),
     Result(
         id="IND",

@@ -69,6 +69,16 @@ form consistent by parameter count alone.
 
 "Inconsistent" for an upper bound means "grows faster than the theorem's form over the
 measured range": for trained widths a learnability gap, for constructive widths a bug.
+
+**Units.** A width counts numbers (of p bits), and ``form`` is a growth in numbers at fixed
+p. W24-RAG and W24-H are statements in *bits* at p = Θ(log n) (O(log n) bits: a constant
+number of numbers at fixed p ≥ log2 n); a network that keeps one bit per unit realises the bit
+count, whose width grows like log n. Such a width is judged with ``units="bits"`` against the
+result's :attr:`~sepbench.theory.catalogue.Result.bits_form` (log), the same O(log n)-bit
+statement; results without one refuse ``units="bits"``.
+
+**Task-fixed N.** Where a task's parameters fix the theorem's N (B24-T8 on mqar: N = 2P),
+``task`` and ``task_params`` make every lower-side bound that one number at every measured N.
 """
 
 from __future__ import annotations
@@ -81,7 +91,7 @@ from typing import Any, Literal
 import numpy as np
 
 from sepbench.errors import UserError
-from sepbench.theory.catalogue import Result, get
+from sepbench.theory.catalogue import Result, get, results
 from sepbench.theory.fits import LAWS, GrowthFit
 
 Outcome = Literal["consistent", "inconsistent", "undecided", "vacuous", "not applicable"]
@@ -240,21 +250,24 @@ def _usable_ci(fit: GrowthFit) -> tuple[float, float] | None:
     return ci
 
 
-def _form_verdict(result: Result, fit: GrowthFit) -> tuple[Outcome, str, str]:
-    """(outcome, hypothesis, finding) of the growth-form check."""
-    family = FORM_FAMILY[result.form]
+def _form_verdict(result: Result, fit: GrowthFit, units: str) -> tuple[Outcome, str, str]:
+    """(outcome, hypothesis, finding) of the growth-form check (``units="bits"``: against
+    :attr:`Result.bits_form`, on a width that counts bits)."""
+    form_name = result.bits_form if units == "bits" else result.form
+    family = FORM_FAMILY[form_name]
     form = {"constant": "a constant", "log": "log N", "linear": "linear"}[family]
-    if result.form in ("D log k", "log k"):
-        form = f"{result.form} (constant in N)"
+    if form_name in ("D log k", "log k"):
+        form = f"{form_name} (constant in N)"
+    quantity = "the state bits (one per unit)" if units == "bits" else "the width"
     hypothesis = (
-        f"{result.id} ({result.direction} bound: {result.statement}): the width grows no "
-        f"faster than {form} over {_range(fit)}"
+        f"{result.id} ({result.direction} bound: {result.statement}): {quantity} grow"
+        f"{'' if units == 'bits' else 's'} no faster than {form} over {_range(fit)}"
     )
     fast = _fast_laws(family, fit)
     slow = [law for law in LAWS if law in fit.laws and law not in fast]
     best_slow = min(slow, key=fit.score)
     delta = math.inf if not fast else fit.score(min(fast, key=fit.score)) - fit.score(best_slow)
-    slope = form_slope(result.form, fit.lengths)
+    slope = form_slope(form_name, fit.lengths)
     margin = resolution_slope(fit)
     ci = _usable_ci(fit)
     too_steep = ci is not None and ci[0] > slope + margin
@@ -461,6 +474,7 @@ def verdict(
     success: Success | None = None,
     task: str | None = None,
     task_params: Mapping[str, Any] | None = None,
+    units: str = "numbers",
     **params: Any,
 ) -> Verdict:
     """Compare ``fit`` (from :func:`~.fits.fit_growth`) with result ``result_id``.
@@ -475,7 +489,10 @@ def verdict(
     ``Success.average(threshold)``): it decides ``not applicable`` and the error-allowed
     form. ``task`` and ``task_params`` (the task's full parameters) name the measured task
     where its parameters fix the theorem's N (:attr:`Result.task_lengths`: B24-T8 on mqar is
-    evaluated at N = 2P at every measured length); elsewhere they change nothing. The rule is
+    evaluated at N = 2P at every measured length); elsewhere they change nothing. ``units``:
+    ``"numbers"`` (default: the width counts numbers, compared with :attr:`Result.form`) or
+    ``"bits"`` (every unit holds one bit, so the width counts state bits: compared with the
+    upper result's :attr:`Result.bits_form`, its growth in bits at p = Θ(log N)). The rule is
     stated in full in the module docstring.
     """
     result = get(result_id)
@@ -491,13 +508,20 @@ def verdict(
     floor = DEFAULT_MIN_WIDTH if min_width is None else min_width
     if isinstance(floor, bool) or not isinstance(floor, int | float) or not 0 < floor < math.inf:
         raise UserError(f"min_width must be a positive number, got {min_width!r}")
+    if units not in ("numbers", "bits"):
+        raise UserError(f"units must be 'numbers' or 'bits', got {units!r}")
+    if units == "bits" and not (result.direction == "upper" and result.bits_form):
+        with_bits = ", ".join(r.id for r in results() if r.bits_form)
+        raise UserError(
+            f"{result.id} states no bound in bits (units='bits' applies to {with_bits})"
+        )
     p = MEASUREMENT_PRECISION if precision_bits is None else precision_bits
     result.resolve(int(max(fit.lengths)), **params)  # reject unknown parameters up front
     length = _Length(task, dict(task_params or {}))
     if result.direction == "lower":
         outcome, hypothesis, text = _lower_verdict(result, fit, p, params, success, floor, length)
         return Verdict(result_id, outcome, f"checked {hypothesis}: {text}", hypothesis)
-    outcome, hypothesis, text = _form_verdict(result, fit)
+    outcome, hypothesis, text = _form_verdict(result, fit, units)
     if result.direction == "tight":
         low_outcome, low_hyp, low_text = _lower_verdict(
             result, fit, p, params, success, floor, length

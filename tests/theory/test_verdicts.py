@@ -334,3 +334,16 @@ def test_a_task_that_fixes_n_evaluates_the_bound_there() -> None:
     assert plain.outcome == "inconsistent" and "below the lower bound 32" in plain.reason
     with pytest.raises(UserError, match="task_params lack 'pairs'"):
         theory.verdict("B24-T8", at_two, 1, task="mqar", task_params={})
+
+
+def test_units_bits_uses_the_bit_form_of_results_stated_in_bits() -> None:
+    ns = np.array([8, 16, 32, 64, 128, 256], dtype=float)
+    bits = fit(33 * np.ceil(np.log2(ns)) + 43, ns)
+    assert theory.verdict("W24-RAG", bits).outcome == "inconsistent"  # packed form: constant
+    v = theory.verdict("W24-RAG", bits, units="bits")
+    assert v.outcome == "consistent" and "grow no faster than log N" in v.hypothesis
+    assert theory.verdict("W24-H", fit(2.0 * ns, ns), units="bits").outcome == "inconsistent"
+    with pytest.raises(UserError, match="B24-T1 states no bound in bits"):
+        theory.verdict("B24-T1", bits, units="bits")
+    with pytest.raises(UserError, match="units must be"):
+        theory.verdict("W24-RAG", bits, units="bytes")
