@@ -196,8 +196,9 @@ def _detail_table(data: ReportData) -> list[str]:
         "### Every theorem against every curve",
         "",
         "*Bound* is the theorem's width at the largest fitted N in the searched width's units "
-        "(the lower side for lower and tight results, the construction's width for upper "
-        "ones).",
+        "(the lower side for lower and tight results — in its error-allowed form where the "
+        "verdict checked that one — the construction's width for upper ones; the figures draw "
+        "the lower bounds as the theorems state them, for exact answers).",
         "",
     ]
     head = ("task", "model", "result", "direction", "form", "bound", "outcome", "reason")

@@ -47,8 +47,9 @@ class ResultVerdict:
     interpretation: str
     """What the outcome means for a trained width (learnability vs representability)."""
     bound_at_max: float | None
-    """The theorem's width (lower side for lower/tight results) at ``bound_length``, in the
-    searched width's units; None if it could not be evaluated."""
+    """The theorem's width (lower side for lower/tight results, in the form the verdict
+    checked) at ``bound_length``, in the searched width's units; None if it could not be
+    evaluated."""
     bound_length: int | None
     """The largest measured N (of the fit)."""
 
@@ -131,12 +132,22 @@ def interpretation(direction: str, outcome: str, reason: str = "") -> str:
 
 
 def _bound_at(
-    r: theory.Result, task: TaskInfo, params: dict[str, Any], n: int, p: int, factor: float
+    r: theory.Result,
+    task: TaskInfo,
+    params: dict[str, Any],
+    n: int,
+    p: int,
+    factor: float,
+    success: theory.Success,
 ) -> float | None:
-    """The theorem's width at the study's N = ``n`` in the searched width's units."""
+    """The theorem's width at the study's N = ``n`` in the searched width's units: the lower
+    side in the form the verdict checks (error-allowed under an average-accuracy success,
+    where one is derived), else the construction's width."""
     try:
         n_eval = theorem_length(r, task, n)
         low = r.lower_width(n_eval, p, **params)
+        if low is not None and not success.worst_case and r.error_fn is not None:
+            low = r.error_lower_width(n_eval, p, error=success.error, **params)
         return r.width_bound(n_eval, p, **params) if low is None else low / factor
     except UserError:
         return None
@@ -162,7 +173,11 @@ def verdicts(
     max_n = int(max(measured.lengths)) if measured is not None else None
     for r in results:
         params = result_params(r, task, model)
-        bound = None if max_n is None else _bound_at(r, task, params, max_n, p, factor)
+        bound = (
+            None
+            if max_n is None
+            else _bound_at(r, task, params, max_n, p, factor, measurement.success)
+        )
         hypothesis = f"{r.id} ({r.direction} bound: {r.statement})"
         if measured is None:
             outcome, reason = "undecided", f"{hypothesis} not checked: {fit_note}"
