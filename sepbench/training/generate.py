@@ -93,9 +93,12 @@ def has_step(model: nn.Module) -> bool:
     return callable(getattr(model, "init_state", None)) and callable(getattr(model, "step", None))
 
 
-def stop_ids(task: Task) -> np.ndarray:
+def stop_ids(task: Task, batch: Batch | None = None) -> np.ndarray:
     """Token ids that end a generation: the task's answers (yes/no tasks); none for tasks
-    whose answer length is fixed by the format (they stop at a length: ``limits``)."""
+    whose answer length is fixed by the format (they stop at a length: ``limits``,
+    :func:`row_limits`). ``batch`` is accepted for earlier callers and not used: stops no
+    longer come from the reference rows (any token ending some row stopped every row)."""
+    del batch
     if task.binary_answers is not None:
         return task.encode(task.binary_answers)
     return np.empty(0, dtype=np.int64)
