@@ -89,6 +89,9 @@ class PairVerdict:
     alpha: float | None
     alpha_ci: tuple[float, float] | None
     outcome: str
+    """The pair's combined outcome (:func:`sepbench.report.verdicts.combine`)."""
+    theorems: tuple[tuple[str, str], ...] = ()
+    """(result id, outcome) of every theorem set beside the curve."""
 
 
 @dataclass(frozen=True)
@@ -194,8 +197,8 @@ def write_report(store_path: Path, curves: dict[str, dict[str, object]]) -> Repo
 
     out = store_path.parent / f"{store_path.stem}-report"
     with Store.open(store_path) as store:
-        path = report.write_report(store, out, curves or None)
         data = report.collect(store, curves or None)
+    path = report.write_data(data, out)
     verdicts = []
     for pair in data.pairs:
         fit = pair.fit
@@ -207,6 +210,7 @@ def write_report(store_path: Path, curves: dict[str, dict[str, object]]) -> Repo
                 alpha=fit.alpha if fit else None,
                 alpha_ci=fit.alpha_ci if fit else None,
                 outcome=pair.outcome,
+                theorems=tuple((v.result_id, v.outcome) for v in pair.verdicts),
             )
         )
     return ReportResult(path, verdicts)

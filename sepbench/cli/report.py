@@ -106,6 +106,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     data = json.loads((path.parent / "report.json").read_text(encoding="utf-8"))
     for pair in data["pairs"]:
         law = pair["best_law"] or "no fit"
-        print(f"{pair['task']} / {pair['model']}: {law}; {pair['outcome']}")
+        each = "; ".join(f"{v['result_id']} {v['outcome']}" for v in pair["verdicts"])
+        line = f"{pair['task']} / {pair['model']}: {law}; {pair['outcome']}"
+        print(line + (f" ({each})" if each else ""))
     print(f"report: {path}")
     return 0

@@ -125,7 +125,11 @@ class _Printer(Listener):
             if v.alpha is not None:
                 ci = v.alpha_ci
                 exponent = f", α = {v.alpha:.2f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
-            _say(f"  {v.task} / {v.model}: {v.law or 'no fit'}{exponent}; {v.outcome}")
+            each = "; ".join(f"{rid} {outcome}" for rid, outcome in v.theorems)
+            _say(
+                f"  {v.task} / {v.model}: {v.law or 'no fit'}{exponent}; {v.outcome}"
+                + (f" ({each})" if each else "")
+            )
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -217,7 +217,7 @@ def _fit(
         return None, None, "fewer than 3 lengths verified: no fit"
     fit = theory.fit_growth([p.length for p in done], [float(p.width or 0) for p in done])
     try:
-        verdict = theory.verdict(construction.result_id, fit)
+        verdict = construction.judge(fit)
     except UserError as exc:
         return fit, None, f"no verdict: {exc}"
     return fit, verdict, ""

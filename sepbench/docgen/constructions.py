@@ -141,7 +141,7 @@ def run_section(name: str, *, quick: bool = False, budget: float = 150.0) -> Sec
         if len(good) >= 3:
             sec.fixed_fit = theory.fit_growth([n for n, _ in good], [w for _, w in good])
             try:
-                sec.fixed_verdict = theory.verdict(c.result_id, sec.fixed_fit)
+                sec.fixed_verdict = c.judge(sec.fixed_fit)
             except UserError as exc:
                 sec.notes.append(f"no verdict: {exc}")
     if lengths and c.build(lengths[0]).generate:  # simulated greedy decoding: keep it short
@@ -345,8 +345,13 @@ def render(
         "width* is the smallest value of the construction's knob (the address dimension "
         "k_addr) at which the network passes a fixed set of rows at that N (doubling, then "
         "bisection); it is fitted with `theory.fit_growth` and judged with `theory.verdict` "
-        "against the result it realises. With random addresses the search is noisy (one draw "
-        "per knob value, a budgeted number of rows), so single points can move by a few units; "
+        "against the result it realises (`Construction.judge`: exact success; the networks "
+        "that keep one bit per unit — `is_tree_retrieval`, `index_lookup_hybrid`, "
+        "`associative_recall_hybrid`, registered with `unit_bits` — are judged as bit counts "
+        "against their result's form in bits, log for W24-RAG and W24-H's O(log n) bits, not "
+        "against the packed width in p-bit numbers, constant at fixed p). With random "
+        "addresses the search is noisy (one draw per knob value, a budgeted number of rows), "
+        "so single points can move by a few units; "
         "the law over the doubling range is what matters. *Precision* is simulated by "
         "rounding every operation's result (`sepbench.constructions.precision`): with float64's "
         "exponent range a handful of mantissa bits suffice (relative rounding keeps tiny "

@@ -51,6 +51,16 @@ model must output after reading each prefix; single-answer tasks supervise the l
 only, trace tasks the whole continuation after the first `[EOS]`; tasks with a written answer
 (`passkey`, `addition`) supervise it teacher forced, and `prefix_sums` every position. Binary
 tasks are balanced exactly 50/50 in every batch. Generation speed is in docs/benchmarks.md.
+
+Retrieval results (`is_tree` with `trace=retrieval`): the token after each `[ENDSEARCH]` is
+unsupervised (IGNORE) in the task's own targets, because a model with a retriever (`rag`) does
+not write it — the retriever does. Every other model meets the task through
+`Task.without_retriever()`, where those tokens are targets it must write itself. Tasks whose
+answer is a generated continuation (`Task.answer_is_generated`: `is_tree` with a trace,
+`passkey`, `addition`) are trained teacher forced, but a trial *succeeds* only on exact match
+of the free-running greedy continuation — trace and final answer — from the prompt (answers
+of fixed length are decoded to that length); the answer's own accuracy by generation is
+recorded beside it.
 """
 
 

@@ -12,8 +12,10 @@ One :class:`FamilyCard` per family (``elman``, ``lstm``, ``gru``, ``rag``, ``ssm
   bounds are not claimed for them); ``elman``, ``lstm``, ``gru``, ``ssm`` and ``grc`` (the GRC
   cell as an RNN: a state of width numbers) → ``rnn``; the tree encoders ``bbt``,
   ``beam_tree``, ``rir`` and the recurrent-depth families have none;
-  ``rag`` → ``rnn+retrieval``; ``hybrid`` → ``hybrid``. On a task whose output is a chain of
-  thought (:data:`CHAIN_OF_THOUGHT`: ``is_tree`` with ``trace = "cot"``) a Transformer is
+  ``rag`` → ``rnn+retrieval`` on a task whose trace calls the retriever
+  (:data:`RETRIEVAL_TRACES`: ``is_tree`` with ``trace = "retrieval"``), else the RNN it wraps;
+  ``hybrid`` → ``hybrid``. On a task whose output is a chain of thought
+  (:data:`CHAIN_OF_THOUGHT`: ``is_tree`` with ``trace = "cot"``) a Transformer is
   ``transformer+cot`` and an RNN ``rnn+cot`` (W24-C, W24-T);
 * its **state numbers**: the recurrent state per unit of width (RNN theorems bound m, the
   numbers in the state: s = layers for Elman/GRU, 2·layers for an LSTM (h and c),
@@ -50,6 +52,11 @@ BASES = (*CELLS, "ssm")
 CHAIN_OF_THOUGHT: dict[str, tuple[str, Any]] = {"is_tree": ("trace", "cot")}
 """Tasks whose supervised output is a chain of thought, as task → (parameter, value): a model
 trained on them is judged by the ``+cot`` classes."""
+RETRIEVAL_TRACES: dict[str, tuple[str, Any]] = {"is_tree": ("trace", "retrieval")}
+"""Tasks whose trace calls the retriever, as task → (parameter, value). Only there does a
+model with a retriever (``rag``) use it; on any other task its retriever never fires and it is
+the recurrent model it wraps (``rnn``, or ``rnn+cot`` on a chain of thought): W24-RAG is not
+claimed for it there."""
 
 _ANY_WIDTH = 1
 """Width at which options are resolved for facts that do not depend on the width (the
@@ -516,6 +523,10 @@ class FamilyCard:
         base = self.base_class(self._resolved(options))
         if base is None:
             return None
+        if base == "rnn+retrieval" and task is not None:
+            lookups = RETRIEVAL_TRACES.get(task)
+            if lookups is None or (task_params or {}).get(lookups[0]) != lookups[1]:
+                base = "rnn"  # no lookup in the trace: the retriever never fires
         rule = CHAIN_OF_THOUGHT.get(task or "")
         if rule is not None and (task_params or {}).get(rule[0]) == rule[1]:
             if base.startswith("transformer"):

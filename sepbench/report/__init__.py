@@ -8,7 +8,8 @@ PosixPath('runs/lookup-report/report.md')
 (:func:`sepbench.theory.fit_growth`), sets it beside every theorem of the model's class
 (:func:`sepbench.theory.verdict`) and writes ``report.md``, ``report.json`` and
 ``figures/*.png|svg`` into the output directory — atomically: an interrupted report leaves the
-previous one intact. :func:`collect` gives the same content as data. The conventions (model
+previous one intact. :func:`collect` gives the same content as data, and :func:`write_data`
+writes data already collected. The conventions (model
 classes, width vs state, precision, censored widths) are stated in
 :mod:`sepbench.report.data` and in every report.
 
@@ -26,7 +27,7 @@ from sepbench.report.constructions import ConstructionCurve, construction_curves
 from sepbench.report.data import DEFAULT_PRECISION_BITS, PairData, ReportData
 from sepbench.report.lengths import LENGTH_EVAL_KEY
 from sepbench.report.verdicts import ResultVerdict
-from sepbench.report.writer import MARKER, REPORT_NAME, write_report
+from sepbench.report.writer import MARKER, REPORT_NAME, write_data, write_report
 
 __all__ = [
     "DEFAULT_PRECISION_BITS",
@@ -40,5 +41,6 @@ __all__ = [
     "ResultVerdict",
     "collect",
     "construction_curves",
+    "write_data",
     "write_report",
 ]

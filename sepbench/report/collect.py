@@ -23,9 +23,10 @@ from sepbench.report.facts import CARDS, pair_facts
 from sepbench.report.fits import growth_fits
 from sepbench.report.infos import ModelInfo, TaskInfo
 from sepbench.report.lengths import length_eval
-from sepbench.report.verdicts import NO_THEOREM, combine, verdicts
+from sepbench.report.verdicts import NO_THEOREM, Measurement, combine, verdicts
 
 if TYPE_CHECKING:
+    from sepbench.sweep.search import Grid
     from sepbench.sweep.spec import StudySpec
     from sepbench.sweep.store import Store, TrialRecord
     from sepbench.sweep.summary import StudySummary
@@ -36,13 +37,20 @@ def collect(
     constructions: Any = None,
     *,
     precision_bits: int = DEFAULT_PRECISION_BITS,
-    n_boot: int = 1000,
+    n_boot: int | None = None,
 ) -> ReportData:
     """Gather a report's content from an open results store.
 
     ``constructions``: construction widths to draw (see
     :func:`~sepbench.report.constructions.construction_curves`); ``precision_bits``: p used to
-    turn state-bit lower bounds into widths; ``n_boot``: bootstrap resamples of each fit.
+    turn state-bit lower bounds into widths; ``n_boot=0`` fits without the exponent's interval
+    (faster; any other value is ignored — the name survives from the bootstrap interval that
+    the profile-likelihood interval replaced).
+
+    Trained widths are judged with the study's success criterion,
+    ``theory.Success.average(spec.threshold)`` (accuracy on held-out samples of the task's
+    sampler, not exact answers on every input), and each pair's grid minimum as the smallest
+    width a search could report (see :mod:`~sepbench.report.verdicts`).
     """
     from sepbench.sweep.store import Store
     from sepbench.sweep.summary import summarize
@@ -62,11 +70,12 @@ def collect(
         )
     curves = construction_curves(constructions)
     spec = store.spec()
+    success = theory.Success.average(spec.threshold)
     summary = summarize(store)
     records = store.records()
     task_infos, model_infos = _infos(spec)
     pairs = [
-        _pair(task, model, summary, records, curves, precision_bits, n_boot)
+        _pair(task, model, summary, records, curves, precision_bits, n_boot, success)
         for task in task_infos
         for model in model_infos
     ]
@@ -84,12 +93,14 @@ def collect(
         records=records,
         precision_bits=precision_bits,
         constructions=curves,
+        success=success,
         notes=_fact_notes(pairs),
     )
 
 
 def _infos(spec: StudySpec) -> tuple[list[TaskInfo], list[ModelInfo]]:
     from sepbench import tasks
+    from sepbench.sweep.plan import plan_study
 
     task_infos = []
     for t, label in spec.task_labels():
@@ -98,11 +109,22 @@ def _infos(spec: StudySpec) -> tuple[list[TaskInfo], list[ModelInfo]]:
         except ValueError:
             params = dict(t.params)
         task_infos.append(TaskInfo(label, t.name, params))
-    model_infos = [
-        ModelInfo(label, m.family, dict(m.options), i)
-        for i, (m, label) in enumerate(spec.model_labels())
-    ]
+    grids = {plan.config.model_label: plan.grid for plan in plan_study(spec)}
+    model_infos = []
+    for i, (m, label) in enumerate(spec.model_labels()):
+        grid = grids[label]
+        model_infos.append(
+            ModelInfo(label, m.family, dict(m.options), i, tuple(grid.widths()), _grid_text(grid))
+        )
     return task_infos, model_infos
+
+
+def _grid_text(grid: Grid) -> str:
+    """The searched widths in words: ``1..64 step 1``, or a geometric grid with its widths."""
+    if not grid.per_octave:
+        return f"{grid.minimum}..{grid.maximum} step {grid.resolution}"
+    widths = ", ".join(map(str, grid.widths()))
+    return f"{grid.minimum}..{grid.maximum}, geometric, {grid.per_octave} per octave ({widths})"
 
 
 def _fact_notes(pairs: Sequence[PairData]) -> list[str]:
@@ -125,7 +147,8 @@ def _pair(
     records: Sequence[TrialRecord],
     curves: Sequence[ConstructionCurve],
     p: int,
-    n_boot: int,
+    n_boot: int | None,
+    success: theory.Success,
 ) -> PairData:
     rows = [r for r in summary.rows if r.task == task.label and r.model == model.label]
     searches = [s for s in summary.searches if s.task == task.label and s.model == model.label]
@@ -134,7 +157,7 @@ def _pair(
     trials = [t for t in records if t.search_key in keys]
     facts = pair_facts(task, model, trials)
     cls, factor, note = facts.model_class, facts.state_factor, facts.state_note
-    fit, state_fit, fit_note = growth_fits(searches, factor, n_boot)
+    fit, state_fit, fit_note = growth_fits(searches, model.grid, factor, n_boot)
     results: list[theory.Result] = []
     reason = ""
     if cls is None:
@@ -154,8 +177,8 @@ def _pair(
         if problem:
             notes.append(problem)
     bounds = merge_bounds(anchor_form_only(bounds, rows))
-    censored = sum(s.status == "censored" for s in searches)
-    judged = verdicts(results, task, model, factor, fit, state_fit, fit_note, censored, p)
+    measurement = Measurement(float(model.grid[0]), success)
+    judged = verdicts(results, task, model, factor, fit, state_fit, fit_note, p, measurement)
     outcome, combined = combine(judged)
     if outcome == NO_THEOREM:
         combined = reason

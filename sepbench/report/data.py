@@ -18,9 +18,15 @@ Conventions (stated in every report):
   distinguishable states, so all 32 bits count (24 mantissa bits would undercount sign and
   exponent and make every bound look stronger than it is). The same p evaluates upper bounds
   (it matters only for W24-RAG) and is the default of :func:`sepbench.theory.verdict`.
-* **Censored widths.** A seed whose search found no width up to the maximum is drawn at the
-  maximum with a distinct marker and counted; it is left out of the growth fit (the fit then
-  underestimates growth, so a "consistent" form verdict on such a curve becomes "undecided").
+* **Grid answers and censored widths.** A search's answer is an interval: the minimal width
+  lies between the grid width below the answer (which failed) and the answer; a seed whose
+  search found no width up to the maximum is right-censored, (max, ∞). Growth fits take these
+  intervals (:mod:`~sepbench.report.fits`); censored seeds are drawn at the maximum with a
+  distinct marker, counted, and enter the fit.
+* **Success and vacuity.** A trained width "worked" at average accuracy ≥ the study's
+  threshold on the task's samples (:attr:`ReportData.success`), so worst-case lower bounds
+  are checked in their error-allowed forms or reported *not applicable*; a lower bound below
+  the grid's smallest width at every N is *vacuous* (:mod:`~sepbench.report.verdicts`).
 """
 
 from __future__ import annotations
@@ -131,6 +137,8 @@ class ReportData:
     records: list[TrialRecord]
     precision_bits: int
     constructions: list[ConstructionCurve]
+    success: theory.Success
+    """What a width "working" meant for the verdicts (``Success.average(threshold)``)."""
     notes: list[str] = field(default_factory=list)
 
     def pairs_for(self, task_label: str) -> list[PairData]:

@@ -1,4 +1,13 @@
-"""Growth fits of a pair's measured curve: in the searched width, and on the state."""
+"""Growth fits of a pair's measured curve, on what each search says: an interval of widths.
+
+A search on a grid does not measure a seed's minimal width w*; it says w* lies in
+(low, high]: high = the width it found, low = the grid width below it (which failed), and
+(grid max, ∞) when nothing up to the maximum worked (censored).
+:func:`sepbench.theory.interval_from_grid` turns each finished search into that interval and
+:func:`sepbench.theory.fit_growth` fits the intervals — censored seeds included, as
+right-censored points, never dropped and never capped at the maximum (docs/theory.md states the
+likelihood). Unfinished searches are left out and counted.
+"""
 
 from __future__ import annotations
 
@@ -6,36 +15,51 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from sepbench import theory
+from sepbench.errors import UserError
 
 if TYPE_CHECKING:
     from sepbench.sweep.summary import SearchResult
 
 
 def growth_fits(
-    searches: Sequence[SearchResult], factor: float, n_boot: int
+    searches: Sequence[SearchResult],
+    grid: Sequence[int],
+    factor: float,
+    n_boot: int | None = None,
 ) -> tuple[theory.GrowthFit | None, theory.GrowthFit | None, str]:
-    """(fit of the per-seed minimal widths, fit of the states width × ``factor`` (None when
-    ``factor`` is 1), a note on what was left out).
+    """(fit of the per-seed width intervals, the same fit on the state — every interval ×
+    ``factor`` — or None when ``factor`` is 1, a note on what the fit holds).
 
-    Only finished searches that found a width enter the fit: censored seeds (no width up to
-    the maximum) and unfinished searches are counted in the note. At least three lengths with
-    a measured width are needed; otherwise there is no fit and the note says why.
+    ``grid``: the widths the pair's searches probe (``Grid.widths()``). Every finished search
+    enters as its grid interval, a censored one as (max, ∞). No fit (None, None, why) when
+    fewer than 3 lengths have a finished search or fewer than 2 a width that worked: then no
+    law is identified. ``n_boot=0`` fits without α's interval (faster; every other value is
+    ignored: the interval is a profile-likelihood one, not a bootstrap).
     """
-    done = [s for s in searches if s.status == "done" and s.width is not None]
-    censored = sum(s.status == "censored" for s in searches)
-    incomplete = sum(s.status == "incomplete" for s in searches)
-    lengths = [s.length for s in done]
-    widths = [float(s.width or 0) for s in done]
+    finished = [s for s in searches if s.status in ("done", "censored")]
+    incomplete = len(searches) - len(finished)
+    lengths = [s.length for s in finished]
+    intervals = [
+        theory.interval_from_grid(s.width if s.status == "done" else None, grid) for s in finished
+    ]
+    censored = sum(s.status == "censored" for s in finished)
     notes = []
     if censored:
-        notes.append(f"{censored} censored seed(s) (> max width) excluded from the fit")
+        notes.append(f"{censored} censored seed(s) enter the fit as (max, ∞)")
     if incomplete:
         notes.append(f"{incomplete} unfinished search(es) not yet in the fit")
-    if len(set(lengths)) < 3:
-        notes.insert(0, f"only {len(set(lengths))} length(s) with a measured width (need 3)")
-        return None, None, "; ".join(notes)
-    fit = theory.fit_growth(lengths, widths, n_boot=n_boot)
-    state_fit = None
-    if factor != 1.0:
-        state_fit = theory.fit_growth(lengths, [w * factor for w in widths], n_boot=n_boot)
+    try:
+        fit = theory.fit_growth(lengths, intervals=intervals, n_boot=n_boot)
+        state_fit = None
+        if factor != 1.0:
+            scaled = [(lo * factor, hi * factor) for lo, hi in intervals]
+            state_fit = theory.fit_growth(lengths, intervals=scaled, n_boot=n_boot)
+    except UserError as exc:
+        found = len({s.length for s in finished if s.status == "done"})
+        why = f"no growth fit: {len(set(lengths))} length(s) with a finished search, {found} "
+        why += f"with a width that worked ({exc})"
+        return None, None, "; ".join([why, *notes])
+    if censored:
+        rests = "rests" if fit.rests_on_censored else "does not rest"
+        notes[0] += f" (the fit's answer {rests} on them)"
     return fit, state_fit, "; ".join(notes)

@@ -8,12 +8,15 @@ from typing import Any
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """A model of the study: its label, family (None if unknown), options and plot colour."""
+    """A model of the study: its label, family (None if unknown), options, plot colour, and
+    the widths its searches probe (``grid``, increasing; ``grid_text`` describes the grid)."""
 
     label: str
     family: str | None
     options: dict[str, Any]
     color_index: int
+    grid: tuple[int, ...] = ()
+    grid_text: str = ""
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,11 @@ OUTCOME_MARK = {
     "consistent": "consistent",
     "inconsistent": "**inconsistent**",
     "undecided": "undecided",
+    "vacuous": "vacuous (cannot bind)",
+    "not applicable": "not applicable",
     NO_THEOREM: "n/a (no theorem)",
 }
+"""How each pair outcome (:data:`sepbench.theory.OUTCOMES`, or no theorem) is shown."""
 
 
 def _cell(text: object) -> str:
@@ -102,17 +105,25 @@ def _study(data: ReportData) -> list[str]:
         f"- lengths N: {', '.join(map(str, spec.lengths))}; seeds: "
         f"{', '.join(map(str, spec.seeds))}; accuracy threshold {spec.threshold:g}; "
         f"study seed {spec.seed}",
-        f"- widths searched: {spec.width.min}..{spec.width.max} step {spec.width.resolution}"
-        f" ({spec.width.reprobes} re-probe(s) on a monotonicity violation)"
-        + "".join(
-            f"; {label}: {m.width.min}..{m.width.max} step {m.width.resolution}"
-            for m, label in spec.model_labels()
-            if m.width is not None
-        ),
+        f"- widths searched: {_grids(data)}",
         f"- budget: {b.steps} steps at N={b.reference_length or ref}, scaled {b.scale}"
         + (f", capped at {b.steps_cap}" if b.steps_cap else "")
         + f" ({steps}); batch {b.batch_size}, lr {b.lr:g}{opts}",
     ]
+
+
+def _grids(data: ReportData) -> str:
+    """Each distinct search grid with the models that use it, and the re-probe rule."""
+    groups: dict[str, list[str]] = {}
+    for m in data.models:
+        groups.setdefault(m.grid_text, []).append(m.label)
+    reprobes = {data.spec.width_for(m).reprobes for m, _ in data.spec.model_labels()}
+    text = "; ".join(
+        f"{', '.join(labels)}: {grid}" if len(groups) > 1 else grid
+        for grid, labels in groups.items()
+    )
+    counts = "/".join(str(r) for r in sorted(reprobes))
+    return f"{text} ({counts} re-probe(s) on a monotonicity violation)"
 
 
 def _study_notes(data: ReportData) -> list[str]:
@@ -132,10 +143,16 @@ def _verdict_table(data: ReportData) -> list[str]:
     out = ["", "## Verdicts", ""]
     out += [
         "One row per (task, model). *Measured* is the growth law the AICc (AIC for < 5 points) "
-        "prefers among constant, log, linear and power fits of the per-seed minimal widths; "
-        "α is the power-law exponent with its bootstrap CI. *Outcome* combines the theorems of "
-        "the model's class: inconsistent if any is, else undecided if any is, else consistent. "
-        "The reason quoted is the deciding theorem's; all of them follow the table.",
+        "prefers among constant, log, linear and power fits of the per-seed answers, each taken "
+        "as the interval its grid search gives (between the width below the answer, which "
+        "failed, and the answer) and censored seeds as (max, ∞); α is the power-law exponent "
+        "with its 95 % profile-likelihood CI. *Outcome* combines the theorems of the model's "
+        "class: inconsistent if any is, else undecided, else consistent, else vacuous (a lower "
+        "bound below the smallest searched width at every N: no measurement here could "
+        "contradict it, so it is never reported as consistent), else not applicable (the "
+        "measurement does not meet the theorem's hypotheses). Every verdict names the "
+        "hypothesis it checked; the reason quoted is the deciding theorem's; all of them "
+        "follow the table.",
         "",
     ]
     rows = [
@@ -179,8 +196,9 @@ def _detail_table(data: ReportData) -> list[str]:
         "### Every theorem against every curve",
         "",
         "*Bound* is the theorem's width at the largest fitted N in the searched width's units "
-        "(the lower side for lower and tight results, the construction's width for upper "
-        "ones).",
+        "(the lower side for lower and tight results — in its error-allowed form where the "
+        "verdict checked that one — the construction's width for upper ones; the figures draw "
+        "the lower bounds as the theorems state them, for exact answers).",
         "",
     ]
     head = ("task", "model", "result", "direction", "form", "bound", "outcome", "reason")
@@ -223,9 +241,14 @@ def _conventions(data: ReportData) -> list[str]:
         "statement about learnability; a width *below* a lower bound would be a bug report.",
         "- At laboratory N, log versus linear is often undecided: the verdict says so rather "
         "than guessing. Censored widths (no width up to the search maximum reached the "
-        "threshold) are drawn as hollow triangles at the maximum, counted, and left out of the "
-        "fits; a form verdict that would be *consistent* on such a curve is reported "
-        "*undecided*.",
+        "threshold) are drawn as hollow triangles at the maximum, counted, and enter the fits "
+        "as right-censored points (the width is above the maximum), never capped or dropped.",
+        f"- A width *worked* at {data.success.describe()} (held out): an average-case "
+        "criterion. A lower bound proved for exact answers on every input is checked in its "
+        f"error-allowed form at ε = {data.success.error:.3g} where one is derived "
+        "(docs/theory.md), and is "
+        "*not applicable* otherwise. A lower bound that asks for less than the smallest "
+        "searched width at every measured N is *vacuous*: this grid cannot test it.",
     ]
     return conv
 

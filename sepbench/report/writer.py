@@ -46,7 +46,7 @@ def write_report(
     *,
     precision_bits: int = DEFAULT_PRECISION_BITS,
     formats: Sequence[str] = plots.FORMATS,
-    n_boot: int = 1000,
+    n_boot: int | None = None,
 ) -> Path:
     """Write ``out_dir/report.md`` with its figures (``out_dir/figures/*.png|svg``) and
     ``report.json`` (the verdict table as data); return the path of report.md.
@@ -56,13 +56,25 @@ def write_report(
     ``constructions``: construction widths, ``{name: [(N, width), ...]}`` (see
     :func:`~sepbench.report.constructions.construction_curves` for the accepted forms).
     ``precision_bits``: p used to turn state-bit lower bounds into widths (default 32).
+    :func:`collect` then :func:`write_data`; call those two to keep the data in memory.
     """
-    bad = [f for f in formats if f not in ("png", "svg", "pdf")]
-    if bad or not formats:
-        raise UserError(f"figure formats must be among png, svg, pdf; got {list(formats)}")
+    _check_formats(formats)
+    _check_destination(Path(out_dir))
+    data = _collect(store, constructions, precision_bits, n_boot)
+    return write_data(data, out_dir, formats=formats)
+
+
+def write_data(
+    data: ReportData,
+    out_dir: str | os.PathLike[str],
+    *,
+    formats: Sequence[str] = plots.FORMATS,
+) -> Path:
+    """Write an already collected report (:func:`collect`) into ``out_dir``, atomically (the
+    module docstring); return the path of report.md."""
+    _check_formats(formats)
     dest = Path(out_dir)
     _check_destination(dest)
-    data = _collect(store, constructions, precision_bits, n_boot)
     parent = dest.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -84,8 +96,17 @@ def write_report(
     return dest / REPORT_NAME
 
 
+def _check_formats(formats: Sequence[str]) -> None:
+    bad = [f for f in formats if f not in ("png", "svg", "pdf")]
+    if bad or not formats:
+        raise UserError(f"figure formats must be among png, svg, pdf; got {list(formats)}")
+
+
 def _collect(
-    store: Store | str | os.PathLike[str], constructions: Any, precision_bits: int, n_boot: int
+    store: Store | str | os.PathLike[str],
+    constructions: Any,
+    precision_bits: int,
+    n_boot: int | None,
 ) -> ReportData:
     from sepbench.sweep.store import Store
 
@@ -251,6 +272,9 @@ def report_json(data: ReportData, figures: dict[str, list[str]]) -> dict[str, An
                 "criterion": fit.criterion if fit else None,
                 "alpha": fit.alpha if fit else None,
                 "alpha_ci": list(fit.alpha_ci) if fit and fit.alpha_ci else None,
+                "censored_in_fit": fit.n_censored if fit else 0,
+                "rests_on_censored": fit.rests_on_censored if fit else None,
+                "grid": list(p.model.grid),
                 "outcome": p.outcome,
                 "reason": p.reason,
                 "fit_note": p.fit_note,
@@ -262,6 +286,7 @@ def report_json(data: ReportData, figures: dict[str, list[str]]) -> dict[str, An
                         "direction": v.direction,
                         "form": v.form,
                         "outcome": v.outcome,
+                        "hypothesis": v.hypothesis,
                         "reason": v.reason,
                         "bound_at_max_length": v.bound_at_max,
                     }
@@ -275,6 +300,11 @@ def report_json(data: ReportData, figures: dict[str, list[str]]) -> dict[str, An
         "store": data.store_path,
         "generated": data.generated,
         "precision_bits": data.precision_bits,
+        "success": {
+            "accuracy": data.success.accuracy,
+            "sampled": data.success.sampled,
+            "meaning": data.success.describe(),
+        },
         "trials": s.trials,
         "searches": len(s.searches),
         "censored": sum(x.status == "censored" for x in s.searches),

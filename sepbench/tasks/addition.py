@@ -223,6 +223,11 @@ class Addition(Task):
         }
         return Batch(inputs, targets, lengths, prompt, meta)
 
+    @property
+    def answer_is_generated(self) -> bool:
+        """The sum is written digit by digit after "=": judged by generation."""
+        return True
+
     def solve(self, tokens: Sequence[str]) -> list[str]:
         tokens = list(tokens)
         if tokens.count(PLUS) != 1 or tokens.count(EQUALS) != 1:

@@ -14,6 +14,7 @@ numpy only: importing this module never imports torch.
 from __future__ import annotations
 
 import abc
+import copy
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -134,6 +135,8 @@ class Task(abc.ABC):
         if rng is None:
             rng = np.random.default_rng(coerce.seed(seed))
         batch = self._generate(length, batch_size, rng)
+        if self.results_supervised:
+            supervise_results(batch, self.token_to_id[self.retrieval_trigger or ""])
         return batch
 
     def encode(self, tokens: Iterable[str]) -> np.ndarray:
@@ -168,6 +171,41 @@ class Task(abc.ABC):
     retrieval_trigger: ClassVar[str | None] = None
     """For tasks with in-context retrieval traces: the token (e.g. ``[ENDSEARCH]``) after which
     the retriever, not the model, writes the next token. None for every other task."""
+
+    results_supervised: bool = False
+    """True on the view :meth:`without_retriever` returns: the tokens a retriever would write
+    are targets the model must produce."""
+
+    @property
+    def answer_is_generated(self) -> bool:
+        """Whether the answer is a continuation the model writes after the prompt — a trace and
+        its final answer (is_tree with ``cot`` / ``retrieval``) or a multi-token answer
+        (passkey, addition) — rather than one token (or one prediction per input position).
+
+        For these tasks success is **exact match of the free-running continuation**: greedy
+        decoding from the prompt, each token the model's own (or, for a model with a
+        retriever, the retriever's after each ``retrieval_trigger``), compared token for token
+        with the reference — the final answer *and* the trace, as W24 scores IsTree
+        (:func:`sepbench.training.generate.score_generation`; the trainer's confirmation uses
+        it). Default False; tasks whose answer is generated override it.
+        """
+        return False
+
+    def without_retriever(self) -> Task:
+        """This task as a model *without* a retriever meets it.
+
+        The retriever writes the token after each ``retrieval_trigger`` only for models that
+        call it (``uses_retrieval``: the ``rag`` family); the task's own targets leave those
+        tokens unsupervised (IGNORE) for them. Every other model must produce the retrieval
+        results itself: in the returned view (a copy with :attr:`results_supervised` set) the
+        target of each trigger position is the token after it, whenever there is one. Tasks
+        without a retriever return themselves.
+        """
+        if self.retrieval_trigger is None or self.results_supervised:
+            return self
+        view = copy.copy(self)
+        view.results_supervised = True
+        return view
 
     def retrieval_result(self, tokens: Sequence[str]) -> str:
         """The retriever's answer for a trace that ends with ``retrieval_trigger``.
@@ -217,6 +255,17 @@ def balanced_labels(batch_size: int, rng: np.random.Generator) -> np.ndarray:
     labels = np.zeros(batch_size, dtype=bool)
     labels[: half + extra] = True
     return rng.permutation(labels)
+
+
+def supervise_results(batch: Batch, trigger: int) -> None:
+    """Make the token after every ``trigger`` the target of the trigger's position (in place):
+    the retrieval results a model without a retriever must write itself
+    (:meth:`Task.without_retriever`). Positions whose next token is beyond the row stay as
+    they are."""
+    width = batch.inputs.shape[1]
+    inside = np.arange(width - 1)[None, :] < (batch.lengths[:, None] - 1)
+    at = (batch.inputs[:, :-1] == trigger) & inside
+    batch.targets[:, :-1] = np.where(at, batch.inputs[:, 1:], batch.targets[:, :-1])
 
 
 def ignore_targets(shape: tuple[int, int]) -> np.ndarray:

@@ -688,9 +688,17 @@ class IsTree(Task):
         prompts = np.full(batch_size, 3 * n - 1, dtype=np.int64)
         return Batch(inputs, targets, lengths, prompts)
 
+    @property
+    def answer_is_generated(self) -> bool:
+        """With a trace the model writes the whole continuation (trace, [EOS], answer)."""
+        return bool(self.params["trace"] != "none")
+
     def solve(self, tokens: Sequence[str]) -> list[str]:
-        """The supervised continuation: :func:`continuation` without the retrieval results."""
+        """The supervised continuation: :func:`continuation` without the retrieval results
+        (with them on the view :meth:`~sepbench.tasks.Task.without_retriever` returns)."""
         full = continuation(tokens, self.params["trace"])
+        if self.results_supervised:
+            return full
         before = [EOS, *full[:-1]]  # the token written before each continuation token
         return [tok for tok, prev in zip(full, before, strict=True) if prev != END]
 

@@ -158,6 +158,11 @@ class Passkey(Task):
         prompt = np.full(batch_size, length - d, dtype=np.int64)
         return Batch(inputs, targets, lengths, prompt, {"depth": depth, "key_pos": key_pos})
 
+    @property
+    def answer_is_generated(self) -> bool:
+        """The key is written digit by digit after [Q]: judged by generation."""
+        return True
+
     def solve(self, tokens: Sequence[str]) -> list[str]:
         tokens = list(tokens)
         for marker in (KEY, QUERY):

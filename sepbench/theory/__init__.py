@@ -10,9 +10,12 @@
   :func:`for_task` (sources: B24, W24, H20, Y21; see docs/theory.md).
 * :mod:`~sepbench.theory.formulas` — every bound as a formula, with its derivation.
 * :mod:`~sepbench.theory.bounds` — :func:`min_width`, :func:`min_state_bits`, :func:`lower_bound`.
-* :mod:`~sepbench.theory.fits` — :func:`fit_growth` (constant / log / linear / power, AICc,
-  bootstrap CI for the exponent).
-* :mod:`~sepbench.theory.verdicts` — :func:`verdict`: consistent / inconsistent / undecided.
+* :mod:`~sepbench.theory.fits` — :func:`fit_growth` (constant / log / linear / power on exact
+  points or grid intervals with censoring, AICc, a profile-likelihood CI for the exponent),
+  :func:`interval_from_grid`; the likelihood itself is :mod:`~sepbench.theory.censored`.
+* :mod:`~sepbench.theory.verdicts` — :func:`verdict` and :class:`Success`: consistent /
+  inconsistent / undecided / vacuous / not applicable.
+* :mod:`~sepbench.theory.coverage` — the simulation that measures the CI's coverage.
 
 numpy only: nothing here imports torch. docs/theory.md is rendered from this catalogue by
 :mod:`sepbench.docgen.theory`.
@@ -32,27 +35,40 @@ from sepbench.theory.catalogue import (
     results,
     tasks_covered,
 )
-from sepbench.theory.fits import LAWS, GrowthFit, LawFit, fit_growth
+from sepbench.theory.fits import (
+    LAWS,
+    Exponent,
+    GrowthFit,
+    LawFit,
+    exponent,
+    fit_growth,
+    interval_from_grid,
+)
 from sepbench.theory.formulas import address_dim, default_precision
-from sepbench.theory.verdicts import Verdict, verdict
+from sepbench.theory.verdicts import OUTCOMES, Success, Verdict, verdict
 
 __all__ = [
     "LAWS",
     "MODEL_CLASSES",
+    "OUTCOMES",
     "PAPERS",
     "STATE_CLASSES",
     "BoundParam",
+    "Exponent",
     "GrowthFit",
     "LawFit",
     "Result",
+    "Success",
     "TaskLength",
     "Verdict",
     "address_dim",
     "default_precision",
+    "exponent",
     "fit_growth",
     "for_task",
     "get",
     "ids",
+    "interval_from_grid",
     "lower_bound",
     "min_state_bits",
     "min_width",

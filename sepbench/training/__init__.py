@@ -11,8 +11,11 @@
   an :class:`EnsembleOutcome` (each member's :class:`TrialResult` and model);
   :func:`fit` — one model, its :class:`TrialResult` (plain data, ``asdict``-able).
 * :func:`evaluate` (teacher forced), :func:`evaluate_generation` (greedy decoding of trace
-  tasks, with the task's retriever in the loop for ``rag`` models), :func:`evaluate_lengths`
-  (one trained model at several lengths).
+  tasks, with the task's retriever in the loop for ``rag`` models), :func:`score_generation`
+  (exact match of the free-running continuation: what decides ``reached`` for tasks whose
+  answer is generated), :func:`task_for` (the task as a model meets it: retrieval results are
+  targets for every model without a retriever), :func:`evaluate_lengths` (one trained model
+  at several lengths).
 * :func:`save_checkpoint` / :func:`load_checkpoint`.
 
 Seeds: see :mod:`sepbench.training.config` — every stream derives from the trial seed with
@@ -37,6 +40,8 @@ from sepbench.training.generate import (
     evaluate_generation,
     evaluate_lengths,
     greedy_generate,
+    score_generation,
+    task_for,
 )
 from sepbench.training.metrics import Metrics, evaluate
 
@@ -57,6 +62,8 @@ __all__ = [
     "load_checkpoint",
     "resolve_device",
     "save_checkpoint",
+    "score_generation",
     "stream",
+    "task_for",
     "train",
 ]

@@ -144,6 +144,13 @@ class TrialResult:
     stop: str
     config: dict[str, Any]
     history: list[dict[str, float]] = field(default_factory=list)
+    scoring: str = "teacher forced"
+    """How ``sequence_accuracy`` and ``answer_accuracy`` were measured: ``"teacher forced"``,
+    or ``"generation"`` for tasks whose answer is a generated continuation — then
+    ``sequence_accuracy`` is the exact match of the free-running continuation (trace and
+    answer: what ``reached`` is decided on) and ``answer_accuracy`` that of its final answer
+    alone (W24 scores IsTree's final answer by generation; the issue's rule is the whole
+    continuation — both are recorded)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

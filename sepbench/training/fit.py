@@ -14,6 +14,15 @@ Every member follows the same schedule:
    ``confirm_batch`` from the ``confirm`` stream; the member stops when that too is >= threshold;
 3. at the budget's last step the confirmation evaluation decides ``reached`` directly.
 
+The confirmation is teacher forced, except for tasks whose answer is a generated continuation
+(:attr:`~sepbench.tasks.Task.answer_is_generated`: is_tree with a trace, passkey, addition):
+there ``reached`` is decided on exact match of the free-running greedy continuation (trace and
+answer; :func:`confirm_metrics`), and the answer's own accuracy by generation is recorded
+beside it. A model without a retriever (every family but ``rag``) trains and is judged on
+:meth:`~sepbench.tasks.Task.without_retriever`: the retrieval results are targets it must
+write; a ``rag`` model gets them from the retriever, in training (unsupervised) and in
+generation.
+
 The reported accuracies always come from the confirmation set, so two trials with the same seed
 are measured on the same held-out examples. The reported training loss is the mean of the
 member's step losses since the previous evaluation (summed in float32 on the device, divided in
@@ -26,7 +35,7 @@ import contextlib
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -38,7 +47,9 @@ from sepbench.models.ensemble import Ensemble
 from sepbench.tasks import Task
 from sepbench.training import data as data_mod
 from sepbench.training.config import Budget, TrialResult, check_seed, stream, torch_seed
+from sepbench.training.generate import score_generation, task_for
 from sepbench.training.metrics import (
+    GENERATION,
     Metrics,
     evaluate_arrays,
     loss_members,
@@ -123,8 +134,11 @@ def model_config(model: nn.Module) -> dict[str, Any]:
 def trial_config(
     task: Task, length: int, model_cfg: dict[str, Any], budget: Budget, threshold: float
 ) -> dict[str, Any]:
+    described: dict[str, Any] = {"name": task.name, "params": dict(task.params)}
+    if task.retrieval_trigger is not None:  # who writes the retrieval results
+        described["retrieval_results"] = "targets" if task.results_supervised else "retriever"
     return {
-        "task": {"name": task.name, "params": dict(task.params)},
+        "task": described,
         "length": int(length),
         "model": model_cfg,
         "budget": budget.to_dict(),
@@ -152,6 +166,7 @@ def _record(step: int, train_loss: float, m: Metrics, kind: str) -> dict[str, An
         "token_accuracy": m.token_accuracy,
         "sequence_accuracy": m.sequence_accuracy,
         "answer_accuracy": m.answer_accuracy,
+        "scoring": m.scoring,
     }
 
 
@@ -262,8 +277,10 @@ class _Member:
         return self._confirm
 
     def confirm(self, model: nn.Module) -> Metrics:
+        """The confirmation: teacher forced, or by generation for a task whose answer is
+        generated (:func:`confirm_metrics`)."""
         inputs, targets = self.confirm_batch()
-        return to_metrics(evaluate_arrays(model, inputs, targets))
+        return confirm_metrics(model, self.task, inputs, targets)
 
     def result(self, m: Metrics, steps: int, stop: str, wall: float) -> TrialResult:
         return TrialResult(
@@ -278,7 +295,28 @@ class _Member:
             stop=stop,
             config=self.config,
             history=self.history,
+            scoring=m.scoring,
         )
+
+
+def confirm_metrics(
+    model: nn.Module, task: Task, inputs: np.ndarray, targets: np.ndarray
+) -> Metrics:
+    """What decides ``reached``: teacher-forced metrics, and for a task whose answer is a
+    generated continuation (:attr:`~sepbench.tasks.Task.answer_is_generated`) sequence and
+    answer accuracy replaced by free-running generation — exact match of the whole
+    continuation and of its final answer (:func:`~sepbench.training.generate.score_generation`,
+    the retriever in the loop only for a model that uses one)."""
+    m = to_metrics(evaluate_arrays(model, inputs, targets))
+    if not task.answer_is_generated:
+        return m
+    gen = score_generation(model, task, inputs, targets)
+    return replace(
+        m,
+        sequence_accuracy=gen.trace_accuracy,
+        answer_accuracy=gen.answer_accuracy,
+        scoring=GENERATION,
+    )
 
 
 @dataclass
@@ -332,6 +370,7 @@ def train(
     own RNG (dropout) is seeded from ``seeds[0]``.
     """
     budget = budget if budget is not None else Budget()
+    task = task_for(task, model)  # a model without a retriever must write the results itself
     members: _Plain | _Stacked = (
         _Stacked(model, task.pad_id) if isinstance(model, Ensemble) else _Plain(model)
     )

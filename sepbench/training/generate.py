@@ -13,6 +13,24 @@ never the label. Such tokens are not model predictions and have IGNORE targets i
 
 Exact-trace accuracy compares the whole generated continuation with the reference continuation
 (``inputs[b, prompt_length:length]``); answer accuracy compares the final token only.
+
+Stopping. A task with yes/no answers (is_tree) stops a row at its answer token. A task whose
+answer has a length fixed by its format (passkey: d digits; addition: N + 1 digits) stops a row
+after as many tokens as its reference continuation has (``limits``): the model is told the
+length, as the format does, and judged on the tokens.
+
+**Success by generation** (:func:`score_generation`). For tasks whose answer is a generated
+continuation (:attr:`sepbench.tasks.Task.answer_is_generated`) the trainer's confirmation
+decides ``reached`` on exact match of the free-running continuation — trace and final answer
+— and records the answer's accuracy beside it. Teacher forcing with every continuation token
+supervised (or written by the retriever) gives the same verdict row by row: if every
+supervised prediction is right on the reference prefix, greedy decoding reproduces the
+reference by induction, and a first wrong prediction makes both fail. That holds only when
+no continuation token is left unsupervised for a model that must write it — so a model
+without a retriever is trained and judged on :meth:`~sepbench.tasks.Task.without_retriever`
+(:func:`task_for`), where the retrieval results are targets, while a ``rag`` model gets them
+from the retriever. Generation is what the confirmation runs all the same (it is the rule, and
+step-wise decoding may round differently from a full forward pass on a near tie).
 """
 
 from __future__ import annotations
@@ -26,7 +44,7 @@ import torch
 from torch import nn
 
 from sepbench.errors import UserError
-from sepbench.tasks import Batch, Task
+from sepbench.tasks import IGNORE, Batch, Task
 from sepbench.training.config import check_seed
 from sepbench.training.metrics import eval_mode, evaluate_arrays, model_device, to_metrics
 from sepbench.training.threads import model_threads, thread_scope
@@ -64,25 +82,40 @@ def uses_retrieval(model: nn.Module) -> bool:
     return bool(getattr(model, "uses_retrieval", False))
 
 
+def task_for(task: Task, model: nn.Module) -> Task:
+    """The task as ``model`` meets it: itself for a model with a retriever, else the view in
+    which the retrieval results are targets (:meth:`~sepbench.tasks.Task.without_retriever`)."""
+    return task if uses_retrieval(model) else task.without_retriever()
+
+
 def has_step(model: nn.Module) -> bool:
     """Whether ``model`` offers incremental decoding (``init_state`` and ``step``)."""
     return callable(getattr(model, "init_state", None)) and callable(getattr(model, "step", None))
 
 
-def is_trace_batch(batch: Batch) -> bool:
-    """A batch has something to generate when some prompt is shorter than its row."""
-    return bool(np.any(batch.prompt_lengths < batch.lengths))
-
-
 def stop_ids(task: Task, batch: Batch | None = None) -> np.ndarray:
-    """Token ids that end a generation: the task's answers (binary tasks), else the final
-    tokens of the reference rows of ``batch``."""
+    """Token ids that end a generation: the task's answers (yes/no tasks); none for tasks
+    whose answer length is fixed by the format (they stop at a length: ``limits``,
+    :func:`row_limits`). ``batch`` is accepted for earlier callers and not used: stops no
+    longer come from the reference rows (any token ending some row stopped every row)."""
+    del batch
     if task.binary_answers is not None:
         return task.encode(task.binary_answers)
-    if batch is None:
-        raise UserError(f"task '{task.name}': give stop tokens for generation")
-    rows = np.arange(len(batch))
-    return np.unique(batch.inputs[rows, batch.lengths - 1])
+    return np.empty(0, dtype=np.int64)
+
+
+def rows_batch(task: Task, inputs: np.ndarray, targets: np.ndarray) -> Batch:
+    """The :class:`~sepbench.tasks.Batch` of padded ``inputs`` / ``targets`` arrays, with the
+    rows' lengths (up to the last non-PAD token: rows are right-padded) and prompt lengths
+    (the first supervised position + 1, the Batch contract) recovered from them."""
+    width = inputs.shape[1]
+    filled = inputs != task.pad_id
+    lengths = np.where(filled.any(1), width - np.argmax(filled[:, ::-1], axis=1), 0)
+    supervised = targets != IGNORE
+    if not supervised.any(1).all():
+        raise UserError(f"task '{task.name}': a row without a supervised position")
+    prompts = np.argmax(supervised, axis=1) + 1
+    return Batch(inputs, targets, lengths.astype(np.int64), prompts.astype(np.int64))
 
 
 def greedy_generate(
@@ -95,11 +128,14 @@ def greedy_generate(
     retrieval: bool | None = None,
     incremental: bool | None = None,
     threads: int | None = None,
+    limits: np.ndarray | None = None,
 ) -> Generated:
     """Greedy decoding of every row of ``prompts`` from its first ``prompt_lengths[b]`` tokens.
 
     ``retrieval`` (default: ``model.uses_retrieval``) lets the task's retriever write the token
-    after each ``retrieval_trigger``. At most ``max_tokens`` tokens per row, prompt included.
+    after each ``retrieval_trigger``. At most ``max_tokens`` tokens per row, prompt included;
+    ``limits[b]`` (≤ ``max_tokens``) ends row b after that many tokens, finished (answers of a
+    length fixed by the format).
     ``incremental`` (default: when the model has ``init_state``/``step``) decodes with the
     model's one-token ``step`` and its carried state — O(T) work per row for an RNN instead of
     re-reading the prefix at every step (which is what ``incremental=False`` does).
@@ -108,7 +144,7 @@ def greedy_generate(
     device = model_device(model)
     with thread_scope(model_threads(model, prompts.shape[0] * max_tokens, device, threads)):
         return _greedy(
-            model, task, prompts, prompt_lengths, max_tokens, stops, retrieval, incremental
+            model, task, prompts, prompt_lengths, max_tokens, stops, retrieval, incremental, limits
         )
 
 
@@ -121,6 +157,7 @@ def _greedy(
     stops: Iterable[int],
     retrieval: bool | None,
     incremental: bool | None,
+    limits: np.ndarray | None = None,
 ) -> Generated:
     if retrieval is None:
         retrieval = uses_retrieval(model)
@@ -133,6 +170,11 @@ def _greedy(
     plen = np.asarray(prompt_lengths, dtype=np.int64)
     if np.any(plen < 1) or np.any(plen > max_tokens):
         raise UserError("generation: prompt lengths must be in [1, max_tokens]")
+    limit = np.full(rows, max_tokens, dtype=np.int64)
+    if limits is not None:
+        limit = np.minimum(np.asarray(limits, dtype=np.int64), max_tokens)
+        if limit.shape != (rows,) or np.any(limit < plen):
+            raise UserError("generation: one limit per row, each >= its prompt length")
     buf = np.full((rows, max_tokens), task.pad_id, dtype=np.int64)
     width = min(prompts.shape[1], max_tokens)
     keep = np.arange(width)[None, :] < plen[:, None]
@@ -153,7 +195,7 @@ def _greedy(
                 # feed position t - 1 to every row: the state then holds inputs[:, :t]
                 x_t = torch.from_numpy(np.ascontiguousarray(buf[:, t - 1])).to(device)
                 step_logits, state = stepper.step(x_t, state)
-            active = np.flatnonzero((plen <= t) & ~finished & ~halted)
+            active = np.flatnonzero((plen <= t) & (t < limit) & ~finished & ~halted)
             if active.size == 0:
                 if not np.any(plen > t):
                     break  # every row has finished
@@ -181,7 +223,10 @@ def _greedy(
                     logits = model(x)[:, -1]
                 nxt[need_model] = logits.argmax(-1).cpu().numpy()
             buf[active, t] = nxt
-            done = np.isin(nxt, stop_set) & ~halted[active]
+            done = np.isin(nxt, stop_set)
+            if limits is not None:  # a length fixed by the format: ending there is finishing
+                done |= t + 1 >= limit[active]
+            done &= ~halted[active]
             finished[active[done]] = True
             ends[active[done]] = t + 1
     # rows that never stopped end at the limit; PAD after every end
@@ -226,11 +271,7 @@ def evaluate_generation(
         if seed is None and rng is None:
             seed = 0
         batch = task.sample(length, batch_size, seed=seed, rng=rng)
-    if not is_trace_batch(batch):
-        raise UserError(
-            f"task '{task.name}' {dict(task.params)} has no trace to generate "
-            "(its prompts are whole rows); use teacher-forced evaluation"
-        )
+    check_generated(task)
     limit = max(task.max_tokens(length), batch.inputs.shape[1])
     gen = greedy_generate(
         model,
@@ -238,9 +279,49 @@ def evaluate_generation(
         batch.inputs,
         batch.prompt_lengths,
         limit,
-        stop_ids(task, batch),
+        stop_ids(task),
         retrieval,
         threads=threads,
+        limits=row_limits(task, batch),
+    )
+    return generation_metrics(task, batch, gen)
+
+
+def check_generated(task: Task) -> None:
+    """UserError unless ``task``'s answer is a generated continuation."""
+    if not task.answer_is_generated:
+        raise UserError(
+            f"task '{task.name}' {dict(task.params)} has no trace or written answer to generate "
+            "(its answer is one token, or one prediction per input position); use "
+            "teacher-forced evaluation"
+        )
+
+
+def row_limits(task: Task, batch: Batch) -> np.ndarray | None:
+    """Per-row token limits for tasks without stop tokens (the reference rows' lengths)."""
+    return None if task.binary_answers is not None else batch.lengths
+
+
+def score_generation(
+    model: nn.Module, task: Task, inputs: np.ndarray, targets: np.ndarray
+) -> GenerationMetrics:
+    """Free-running exact match on held-out rows (padded ``inputs`` / ``targets`` of
+    ``task``): greedy decoding from each prompt, the retriever in the loop for a model that
+    uses one, scored against the reference continuation (:func:`generation_metrics`). What
+    the trainer's confirmation runs for tasks whose answer is generated.
+
+    Decoding stops at the batch's longest reference row: a continuation still running there
+    is longer than its reference, so it is wrong (trace and, not having ended, answer)."""
+    check_generated(task)
+    batch = rows_batch(task, inputs, targets)
+    gen = greedy_generate(
+        model,
+        task,
+        batch.inputs,
+        batch.prompt_lengths,
+        batch.inputs.shape[1],
+        stop_ids(task),
+        limits=row_limits(task, batch),
     )
     return generation_metrics(task, batch, gen)
 
@@ -258,15 +339,17 @@ def evaluate_lengths(
 
     For each length, ``batch_size`` examples from ``SeedSequence(seed, spawn_key=(4, length))``
     — a stream disjoint from every training / evaluation stream of the trial seeds — are scored
-    teacher forced; for trace tasks the first ``generation_batch`` of them are also decoded
-    greedily. Returns one plain record per length: ``{"length", **Metrics, "generation":
-    GenerationMetrics | None}``.
+    teacher forced (on :func:`task_for`'s view: a model without a retriever is scored on the
+    retrieval results too); for tasks whose answer is generated the first ``generation_batch``
+    of them are also decoded greedily. Returns one plain record per length:
+    ``{"length", **Metrics, "generation": GenerationMetrics | None}``.
     """
     seed = check_seed(seed)
     if not lengths:
         raise UserError("evaluate_lengths: give at least one length")
     for n in lengths:
         task.check_length(int(n))
+    task = task_for(task, model)
     out: list[dict[str, Any]] = []
     for n in lengths:
         n = int(n)
@@ -276,7 +359,7 @@ def evaluate_lengths(
         with thread_scope(model_threads(model, tokens, model_device(model), threads)):
             metrics = to_metrics(evaluate_arrays(model, batch.inputs, batch.targets))
         record: dict[str, Any] = {"length": n, **metrics.to_dict(), "generation": None}
-        if is_trace_batch(batch) and generation_batch > 0:
+        if task.answer_is_generated and generation_batch > 0:
             k = min(generation_batch, len(batch))
             sub = Batch(
                 batch.inputs[:k], batch.targets[:k], batch.lengths[:k], batch.prompt_lengths[:k]

@@ -30,15 +30,24 @@ from sepbench.training.threads import model_threads, thread_scope
 N_COUNTS = 6  # loss_sum, tokens, tokens_ok, rows, rows_ok, answers_ok
 
 
+TEACHER_FORCED = "teacher forced"
+GENERATION = "generation"
+
+
 @dataclass
 class Metrics:
-    """Teacher-forced metrics on ``examples`` rows."""
+    """Metrics on ``examples`` rows. ``scoring`` says how sequence and answer accuracy were
+    measured: :data:`TEACHER_FORCED` (every prediction on the reference prefix) or
+    :data:`GENERATION` (exact match of the free-running continuation, and its final answer:
+    :func:`sepbench.training.generate.score_generation`); loss and token accuracy are always
+    teacher forced."""
 
     token_accuracy: float
     sequence_accuracy: float
     answer_accuracy: float
     loss: float
     examples: int
+    scoring: str = TEACHER_FORCED
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

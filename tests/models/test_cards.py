@@ -92,7 +92,12 @@ def test_model_classes() -> None:
     assert all(model_class(f, {}) is None for f in DEPTH_FAMILIES)
     assert model_class("lstm", {}, "is_tree", {"trace": "cot"}) == "rnn+cot"
     assert model_class("transformer", {}, "is_tree", {"trace": "cot"}) == "transformer+cot"
-    assert model_class("rag", {}, "is_tree", {"trace": "cot"}) == "rnn+retrieval"
+    # the rag family uses its retriever only on retrieval traces: elsewhere it is the RNN
+    # it wraps (W24-RAG is not claimed for it there)
+    assert model_class("rag", {}, "is_tree", {"trace": "retrieval"}) == "rnn+retrieval"
+    assert model_class("rag", {}, "is_tree", {"trace": "cot"}) == "rnn+cot"
+    assert model_class("rag", {}, "is_tree", {"trace": "none"}) == "rnn"
+    assert model_class("rag", {}, "index_lookup", {}) == "rnn"
     assert model_class("lstm", {}, "is_tree", {"trace": "retrieval"}) == "rnn"
     assert model_class("tf", {}) is None and model_class(None, {}) is None
     for family, options in VARIANTS:

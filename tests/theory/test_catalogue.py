@@ -13,7 +13,7 @@ from sepbench import tasks, theory
 from sepbench.errors import UserError
 from sepbench.theory import formulas
 from sepbench.theory.catalogue import FORMS, MODEL_CLASSES
-from sepbench.theory.verdicts import FORM_THRESHOLDS
+from sepbench.theory.verdicts import FORM_FAMILY
 
 # theory.md's results table: id -> (tasks, model class the row names, direction)
 TABLE = {
@@ -55,7 +55,7 @@ def test_row_contents(rid: str) -> None:
     assert r.direction == direction
     assert r.paper in theory.PAPERS and r.source.startswith(r.paper)
     assert rid == "IND" or rid.split("-")[0] == r.paper  # the id names the paper
-    assert r.form in FORMS and r.form in FORM_THRESHOLDS
+    assert r.form in FORMS and r.form in FORM_FAMILY
     assert r.model_class in MODEL_CLASSES and set(r.covers) <= set(MODEL_CLASSES)
     assert set(r.tasks) <= set(tasks.names())
     assert r.statement and r.formula and r.assumptions
@@ -213,17 +213,14 @@ def test_other_upper_bounds() -> None:
     assert theory.min_width("W24-RAG", 4096, 4) == 2 * 3 + 1
     assert theory.min_width("Y21", 10, types=16) == 4
     assert theory.min_width("W24-C", 10) == 1
-    assert theory.min_width("W24-H", 256) == theory.min_width("B24-T1", 256) + 1
+    assert theory.min_width("W24-H", 256) == theory.min_width("W24-H", 4) == 1  # form only
 
 
 def _growth_class(rid: str) -> str:
-    """Classify the growth of a result's bounded quantity over N = 2^6 .. 2^20."""
+    """Classify the growth of a result's bounded quantity over N = 2^6 .. 2^20 at p = 32."""
     r = theory.get(rid)
     ns = [2**e for e in range(6, 21)]
-    if r.quantity == "state bits" and r.direction == "upper":
-        q = np.array([r.state_bits(n) for n in ns])  # at p = Θ(log N)
-    else:
-        q = np.array([r.width_bound(n, 32) for n in ns])
+    q = np.array([r.width_bound(n, 32) for n in ns])
     if np.allclose(q, q[0], rtol=1e-12):
         return "constant"
     last_ratio = q[-1] / q[-2]

@@ -8,7 +8,9 @@ evaluation history, and the same losses to 1e-6 relative. ``fit`` reproduces the
 the machine that pinned them (the tolerance only absorbs another CPU's kernels); an ensemble
 member's training loss differs in float32's last bits, as the one loop divides the summed loss
 in float64 (``fit``'s rule) where the old ensemble loop divided in float32. Regenerate the file
-only for an intended change of results: ``python -m tests.training.test_golden``.
+only for an intended change of results: ``python -m tests.training.test_golden``. (The
+``scoring`` keys — "teacher forced" for index lookup — were added to the pinned records by
+hand when results started recording how they were scored; no value changed.)
 """
 
 from __future__ import annotations
