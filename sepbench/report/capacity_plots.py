@@ -6,8 +6,9 @@
   trial (by training length), the capacity curve (best over training lengths, per seed), the
   fitted forms (the best bold);
 * :func:`forget_figure` — T_forget against state size for every model, with its fit;
-* :func:`collapse_figure` — one ssm model: per-channel state norms over time past T_train at
-  every state size (the smallest T_train, first seed), the training length and the detected
+* :func:`collapse_figure` — one ssm model: per-channel state norms over time past T_train on
+  filler-only rows at every state size (the smallest T_train and first seed among the trials
+  that reached the training threshold, else among all), the training length and the detected
   onset marked; a second row: the largest channel norm under each mitigation;
 * :func:`mitigation_figure` — depth-averaged and recent-key accuracy against L / T_train under
   each mitigation, averaged over the same trials and rows.
@@ -198,7 +199,7 @@ def _representative(family: FamilyData) -> list[TrialData]:
     for state in family.states:
         group = [t for t in family.trials if t.state_size == state and "none" in t.traces]
         if group:
-            out.append(min(group, key=lambda t: (t.train_length, t.replicate)))
+            out.append(min(group, key=lambda t: (not t.trained, t.train_length, t.replicate)))
     return out
 
 
@@ -230,7 +231,8 @@ def collapse_figure(family: FamilyData) -> Figure | None:
             f"{trace.get('onset') or 'none'}",
             fontsize=8,
         )
-        for i, (name, tr) in enumerate(t.traces.items()):
+        names = sorted(t.traces, key=lambda m: (m != "none", m))
+        for i, (name, tr) in enumerate((m, t.traces[m]) for m in names):
             mx = np.asarray(tr["max_norm"], dtype=float).max(axis=0)
             bottom.plot(tr["steps"], np.maximum(mx, 1e-6), lw=1.1, label=name,
                         color=MITIGATION_COLORS[i % len(MITIGATION_COLORS)])  # fmt: skip

@@ -289,7 +289,8 @@ def _collapse_section(data: CapacityData, figures: Mapping[str, Sequence[str]]) 
     lines = [
         "## Collapse diagnosis",
         "",
-        "Per-channel state norms ‖h_t[c]‖ on passkey rows of the longest grid length, for the "
+        "Per-channel state norms ‖h_t[c]‖ on filler-only rows (no key: length isolated from "
+        "content) of the longest grid length, for the "
         "trial at the smallest training length of each state size (first seed); dashed: "
         "T_train; red: the onset t* that `detect_collapse` finds (a new outlier channel > 10 × "
         "the median channel norm, or the state variance > 10 × its value at T_train, in half "

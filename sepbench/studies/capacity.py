@@ -15,8 +15,9 @@ further training — on
   ``evaluation.mitigations`` (training-free, ``SSMModel.with_inference``), on the first
   ``mitigation_rows`` rows of every (L, depth) and recent set — the unmitigated model is
   scored on exactly those rows too, so every comparison is paired;
-* a **state trace** (``ssm``): per-channel state norms every ``trace_stride`` tokens over
-  ``trace_rows`` passkey rows of the longest grid length, unmitigated and under each
+* a **state trace** (``ssm``): per-channel state norms every min(``trace_stride``, T_train)
+  tokens over ``trace_rows`` filler-only rows (no key: length isolated from content, as SM24's
+  repeated-newlines prompt) of the longest grid length, unmitigated and under each
   mitigation, and what :func:`~sepbench.models.collapse.detect_collapse` finds in it.
 
 The contexts are common random numbers: the rows of (L, depth) are drawn from a stream of

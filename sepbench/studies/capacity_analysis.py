@@ -310,8 +310,7 @@ def compare_laws(
         if form == "exponential":
             params, rss = fit_exponential(xs, ys)
             aic, aicc = _criteria(rss, n, 3, floor)
-            a = math.exp(params["r"])
-            formula = f"T = {params['b']:.4g}·({a:.5g}^S − 1) {_signed(params['c'])}"
+            formula = f"T = {params['b']:.4g}·(e^({params['r']:.3g}·S) − 1) {_signed(params['c'])}"
             fits[form] = FormFit(form, params, rss, aic, aicc, formula)
             continue
         law = growth.laws.get(form)

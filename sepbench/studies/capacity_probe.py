@@ -9,8 +9,9 @@ What one trial does (spec: :mod:`sepbench.studies.capacity`):
 3. for an ``ssm``: the same rows under each mitigation (``with_inference``; ``state_norm``
    thresholds calibrated on the trained model by
    :func:`~sepbench.models.ssm_inference.calibrate_state_norm` on reference rows at T_train),
-   and state traces (:meth:`SSMModel.state_trace`) with
-   :func:`~sepbench.models.collapse.detect_collapse`'s findings.
+   and state traces (:meth:`SSMModel.state_trace` on filler-only rows of the longest grid
+   length, :func:`filler_rows`) with :func:`~sepbench.models.collapse.detect_collapse`'s
+   findings.
 
 Point records (``details["points"]``), one per (mitigation, probe, L, depth)::
 
@@ -108,6 +109,17 @@ def recent_rows(
         out[i] = batch.inputs[0]
         depths.append(depth)
     return out, float(np.mean(depths)) if depths else 1.0
+
+
+def filler_rows(task: Task, length: int, rows: int, rng: np.random.Generator) -> np.ndarray:
+    """``rows`` rows of filler only (no key, no query), in the task's filler mode: the trace
+    probe, which isolates length from content (SM24's repeated-newlines prompt) — a key
+    written past T_train would itself show as a new outlier channel."""
+    k = int(task.params["filler"])
+    ids = task.encode([f"f{i}" for i in range(k)])
+    if task.params["filler_mode"] == "pattern":
+        return np.tile(ids[np.arange(length) % k], (rows, 1))
+    return ids[rng.integers(0, k, size=(rows, length))]
 
 
 # ---------------------------------------------------------------------------------- scoring
@@ -307,10 +319,8 @@ class CapacityProbe:
             trace_inputs = None
             if ev.trace_rows and hasattr(model, "state_trace"):
                 longest = max(ev.lengths)
-                trace_inputs = (
-                    passkey_task(params, "uniform")
-                    .sample(longest, ev.trace_rows, rng=_rng(seed, "capacity.trace", longest))
-                    .inputs
+                trace_inputs = filler_rows(
+                    task, longest, ev.trace_rows, _rng(seed, "capacity.trace", longest)
                 )
             for name, variant, options in variants(model, ev.mitigations, t_train, calibration):
                 rows = ev.rows if name == "none" else ev.mitigation_rows
