@@ -92,7 +92,8 @@ def _eval(**changes: Any) -> dict[str, Any]:
     [
         (
             _eval(depths=[0.25, 1.5]),
-            "evaluation.depths[1]: task 'passkey': parameter 'depth' must be 'uniform' or a number in [0, 1], got 1.5",
+            "evaluation.depths[1]: task 'passkey': parameter 'depth' must be 'uniform' or a "
+            "number in [0, 1], got 1.5",
         ),
         (_eval(depths=[-0.1]), "evaluation.depths[0]"),
         (
