@@ -146,6 +146,13 @@ class Listener:
 
 
 # ---------------------------------------------------------------------- the job
+def _check_counts(workers: int | None, threads: int | None) -> None:
+    if workers is not None and workers < 0:
+        raise UserError(f"--workers must be >= 0 (0 = one per core), got {workers}")
+    if threads is not None and threads < 1:
+        raise UserError(f"--threads must be >= 1, got {threads}")
+
+
 def run_main_job(
     spec: StudySpec,
     out_dir: str | os.PathLike[str],
@@ -168,10 +175,7 @@ def run_main_job(
     from sepbench import sweep
     from sepbench.sweep.constructive import measure_study, report_curves
 
-    if workers is not None and workers < 0:
-        raise UserError(f"--workers must be >= 0 (0 = one per core), got {workers}")
-    if threads is not None and threads < 1:
-        raise UserError(f"--threads must be >= 1, got {threads}")
+    _check_counts(workers, threads)
     hear = listener or Listener()
     folder = Path(out_dir) / spec.name
     seconds: dict[str, float] = {}
@@ -274,10 +278,7 @@ def run_grid_job(
     from sepbench.report.grids import write_grid_report
     from sepbench.studies.grid import run_grid
 
-    if workers is not None and workers < 0:
-        raise UserError(f"--workers must be >= 0 (0 = one per core), got {workers}")
-    if threads is not None and threads < 1:
-        raise UserError(f"--threads must be >= 1, got {threads}")
+    _check_counts(workers, threads)
     hear = listener or GridListener()
     folder = Path(out_dir) / spec.name
     hear.started(spec, folder)

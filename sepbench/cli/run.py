@@ -170,20 +170,22 @@ class _GridPrinter(GridListener):
             _say(f"  {model['label']} T_forget: {forget}")
 
 
+def _pool(args: argparse.Namespace) -> dict[str, Any]:
+    """Where and how the trials run: the options every study kind's job takes."""
+    return {
+        "executor": args.executor,
+        "workers": args.workers,
+        "threads": args.threads,
+        "address": args.address,
+        "device": args.device,
+        "progress": not args.no_progress,
+    }
+
+
 def _run_grid(args: argparse.Namespace, spec: GridStudy, origin: str) -> int:
     from sepbench import mainjob
 
-    result = mainjob.run_grid_job(
-        spec,
-        args.out,
-        executor=args.executor,
-        workers=args.workers,
-        threads=args.threads,
-        address=args.address,
-        device=args.device,
-        progress=not args.no_progress,
-        listener=_GridPrinter(origin),
-    )
+    result = mainjob.run_grid_job(spec, args.out, **_pool(args), listener=_GridPrinter(origin))
     t = result.seconds
     _say(
         f"report: {result.report}  (total {_duration(sum(t.values()))}: trials "
@@ -211,12 +213,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     result = mainjob.run_main_job(
         spec,
         args.out,
-        executor=args.executor,
-        workers=args.workers,
-        threads=args.threads,
-        address=args.address,
-        device=args.device,
-        progress=not args.no_progress,
+        **_pool(args),
         constructions=not args.no_constructions,
         listener=_Printer(origin),
     )

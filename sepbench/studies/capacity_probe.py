@@ -257,13 +257,9 @@ class CapacityProbe:
 
     def validate(self, spec: GridStudy) -> None:
         """Budgets valid at every T_train (the sizes were checked by the spec)."""
-        reference = min(spec.train_lengths)
-        for n in spec.train_lengths:
-            try:
-                spec.budget.at(n, reference).for_trainer()
-            except ValueError as exc:
-                msg = str(exc)
-                raise UserError(msg if msg.startswith("budget") else f"budget: {msg}") from None
+        from sepbench.sweep.probes import check_budgets
+
+        check_budgets(spec.budget, spec.train_lengths)
 
     def __call__(self, trial: TrialSpec) -> ProbeOutcome:
         from sepbench import models, tasks, training

@@ -19,7 +19,6 @@ processes). ``fail_on``: a replicate whose trials raise (to test error handling)
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +26,7 @@ from typing import Any
 from sepbench.studies.capacity import Evaluation
 from sepbench.studies.capacity_probe import recent_positions
 from sepbench.studies.grid import POINTS_KEY, GridConfig
+from sepbench.sweep.probes import log_event
 from sepbench.sweep.trial import ProbeOutcome, TrialSpec
 
 
@@ -103,13 +103,7 @@ class FakeCapacityProbe:
         )
 
     def _log(self, event: str, key: str) -> None:
-        if self.log is None:
-            return
-        fd = os.open(self.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, f"{event} {key}\n".encode())
-        finally:
-            os.close(fd)
+        log_event(self.log, event, key)
 
 
 def _point(name: str, probe: str, n: int, depth: float, rows: int, ok: bool) -> dict[str, Any]:

@@ -71,18 +71,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from sepbench.errors import UserError
 from sepbench.sweep.spec import (
-    NAME_CHARS,
     Budget,
     ExecutorSpec,
     Scalar,
     TaskSpec,
     _Strict,
     _to_toml,
-    format_validation_error,
+    study_name,
+    validated,
 )
 from sepbench.sweep.store import Store, TrialRecord
 from sepbench.sweep.trial import ProbeOutcome, SearchConfig, TrialSpec, derive_seed, digest
@@ -196,11 +196,7 @@ class GridStudy(_Strict):
     @field_validator("name")
     @classmethod
     def _file_name(cls, value: str) -> str:
-        if not value or not set(value) <= NAME_CHARS or value.startswith("."):
-            raise ValueError(
-                f"must be letters, digits, '.', '_' or '-' (it names the store file), got {value!r}"
-            )
-        return value
+        return study_name(value)
 
     @field_validator("seeds", mode="before")
     @classmethod
@@ -280,12 +276,7 @@ class GridStudy(_Strict):
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "study spec") -> GridStudy:
         """Validate plain data (parsed TOML or JSON); errors are one-line UserErrors."""
-        if not isinstance(data, dict):
-            raise UserError(f"{source}: expected a table of keys, got {type(data).__name__}")
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            raise UserError(f"{source}: {format_validation_error(exc, cls)}") from None
+        return validated(cls, data, source)
 
     def to_toml(self) -> str:
         """The spec as TOML that reads back to an equal spec."""
@@ -420,23 +411,13 @@ def run_grid(
     first, so the longest trials do not trail at the end). Trials already stored are never
     rerun. ``executor``, ``workers``, ``threads``, ``address`` override the spec's
     ``[executor]``; ``store`` (a file) overrides ``out_dir``."""
-    from sepbench.sweep.executors import make_executor
+    from sepbench.sweep.runner import open_path, pool_factory
 
     validate = getattr(probe, "validate", None)
     if callable(validate):
         validate(spec)
-    ex = spec.executor
-    kind = executor or ex.kind
-    n_workers = ex.workers if workers is None else workers
-    n_threads = ex.threads_per_worker if threads is None else threads
-    if n_workers < 0 or n_threads < 1:
-        raise UserError("workers must be >= 0 (0 = one per core) and threads >= 1")
-    path = Path(store) if store is not None else grid_store_path(spec, out_dir)
-    if store is None:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UserError(f"cannot create {str(path.parent)!r}: {exc.strerror}") from None
+    pool_of = pool_factory(spec.executor, probe, executor, workers, threads, address)
+    path = open_path(store, grid_store_path(spec, out_dir))
     planned = plan_grid(spec)
     start = time.perf_counter()
     with Store.for_study(path, spec) as db:
@@ -452,7 +433,7 @@ def run_grid(
         pending.sort(key=lambda t: -t.search.length)  # stable: plan order within a length
         before = len(stored)
         if pending:
-            pool = make_executor(kind, probe, n_workers, n_threads, address or ex.address)
+            pool = pool_of()
             bar = _bar(spec.name, len(planned), before) if progress else None
             try:
                 _drive(pool, pending, db, bar)

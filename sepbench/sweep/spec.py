@@ -56,7 +56,7 @@ import tomllib
 import types
 import typing
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -261,11 +261,7 @@ class StudySpec(_Strict):
     @field_validator("name")
     @classmethod
     def _file_name(cls, value: str) -> str:
-        if not value or not set(value) <= NAME_CHARS or value.startswith("."):
-            raise ValueError(
-                f"must be letters, digits, '.', '_' or '-' (it names the store file), got {value!r}"
-            )
-        return value
+        return study_name(value)
 
     @field_validator("kind", mode="before")
     @classmethod
@@ -350,18 +346,34 @@ class StudySpec(_Strict):
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "study spec") -> StudySpec:
         """Validate plain data (parsed TOML or JSON); errors are one-line UserErrors."""
-        if not isinstance(data, dict):
-            raise UserError(f"{source}: expected a table of keys, got {type(data).__name__}")
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            raise UserError(f"{source}: {format_validation_error(exc, cls)}") from None
+        return validated(cls, data, source)
 
     def to_toml(self) -> str:
         """The spec as TOML that :func:`load_spec` reads back to an equal spec."""
         return _to_toml(self.model_dump(mode="json", exclude_none=True))
 
 
+def study_name(value: str) -> str:
+    """A study's name, which names its store file: letters, digits, '.', '_', '-'."""
+    if not value or not set(value) <= NAME_CHARS or value.startswith("."):
+        raise ValueError(
+            f"must be letters, digits, '.', '_' or '-' (it names the store file), got {value!r}"
+        )
+    return value
+
+
+def validated(cls: type[_M], data: Any, source: str) -> _M:
+    """``cls`` validated from plain data; any problem is one UserError line naming ``source``
+    and the key's path."""
+    if not isinstance(data, dict):
+        raise UserError(f"{source}: expected a table of keys, got {type(data).__name__}")
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        raise UserError(f"{source}: {format_validation_error(exc, cls)}") from None
+
+
+_M = TypeVar("_M", bound=BaseModel)
 _LATER_KEYS: dict[str, Any] = {"trainer": "single", "kind": "width"}
 _LATER_WIDTH_KEYS: dict[str, Any] = {"per_octave": 0, "start": "min"}
 

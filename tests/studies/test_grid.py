@@ -21,6 +21,7 @@ from sepbench.studies.fakes import FakeCapacityProbe
 from sepbench.studies.grid import plan_grid, point_rows, run_grid, trial_points, write_points_csv
 from sepbench.sweep.store import Store
 from tests.studies.common import make_cap
+from tests.sweep.test_resume import stored
 
 ROOT = Path(__file__).parents[2]
 
@@ -142,7 +143,7 @@ def test_kill_9_mid_study_then_resume_reruns_nothing(tmp_path: Path) -> None:
     proc = subprocess.Popen([sys.executable, str(path)], cwd=ROOT, start_new_session=True)
     store = out / "cap.sqlite"
     deadline = time.monotonic() + 120
-    while _count(store) < 6:
+    while stored(store) < 6:
         assert time.monotonic() < deadline and proc.poll() is None
         time.sleep(0.02)
     os.killpg(proc.pid, signal.SIGKILL)
@@ -162,18 +163,3 @@ def test_kill_9_mid_study_then_resume_reruns_nothing(tmp_path: Path) -> None:
     ]
     assert not set(rerun) & before  # no stored trial ran again
     assert summary.trials == 20 and summary.new_trials == 20 - len(before) == len(rerun)
-
-
-def _count(path: Path) -> int:
-    import sqlite3
-
-    if not path.exists():
-        return 0
-    try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
-        try:
-            return int(conn.execute("SELECT COUNT(*) FROM trials").fetchone()[0])
-        finally:
-            conn.close()
-    except sqlite3.OperationalError:
-        return 0
