@@ -242,7 +242,7 @@ def collapse_figure(family: FamilyData) -> Figure | None:
             bottom.set_ylabel("largest channel norm (log)")
             bottom.legend(fontsize=6.5, loc="upper left")
     fig.suptitle(
-        f"{family.label}: state norms on passkey rows past the training length (dashed); "
+        f"{family.label}: state norms on filler-only rows past the training length (dashed); "
         "red: detected collapse onset",
         fontsize=9.5,
     )

@@ -43,6 +43,9 @@ import numpy as np
 
 from sepbench.errors import UserError
 
+RATE_RANGE = (1e-4, 50.0)
+"""The exponential's rate r is searched in [1e−4, 50] / max S (a^S from nearly linear to a
+factor e^50 over the range)."""
 UNDECIDED = 2.0
 """ΔAIC(c) below which two forms are not told apart (the usual rule of thumb)."""
 
@@ -276,7 +279,7 @@ def fit_exponential(x: np.ndarray, y: np.ndarray) -> tuple[dict[str, float], flo
         rss = float(np.sum((y - design @ coef) ** 2))
         return rss, float(coef[0]), float(coef[1])
 
-    lo, hi = math.log(1e-4 / top), math.log(50.0 / top)
+    lo, hi = math.log(RATE_RANGE[0] / top), math.log(RATE_RANGE[1] / top)
     grid = np.linspace(lo, hi, 61)
     values = [solve(math.exp(g))[0] for g in grid]
     i = int(np.argmin(values))
@@ -309,6 +312,11 @@ def compare_laws(
     for form in forms:
         if form == "exponential":
             params, rss = fit_exponential(xs, ys)
+            if params["r"] <= RATE_RANGE[0] / float(np.max(xs)) * (1 + 1e-6):
+                notes.append(
+                    "the exponential's rate sits at its search's lower bound: on these points "
+                    "it degenerates to the linear form (b·r·S + c)"
+                )
             aic, aicc = _criteria(rss, n, 3, floor)
             formula = f"T = {params['b']:.4g}·(e^({params['r']:.3g}·S) − 1) {_signed(params['c'])}"
             fits[form] = FormFit(form, params, rss, aic, aicc, formula)
@@ -347,6 +355,8 @@ def compare_laws(
         decision = f"{best} is preferred{gap} ({where})"
     if "constant" in fits and best != "constant" and "constant" in close:
         decision += "; the data cannot even tell growth from a constant"
+    if notes:
+        decision += "; " + "; ".join(notes)
     return LawComparison(
         tuple(xs.tolist()), tuple(ys.tolist()), fits, criterion, best, decision, tuple(notes)
     )
