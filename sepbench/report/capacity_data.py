@@ -27,6 +27,7 @@ from sepbench.studies.capacity_analysis import (
     compare_laws,
     curves,
     forgetting,
+    min_points,
     t_forget,
     t_recall,
 )
@@ -236,9 +237,11 @@ def _fit(
     left = total - len(points)
     dropped = f"; {left} censored point(s) left out" if left else ""
     states = {s for s, _ in points}
-    if len(states) < 3:
+    need = min_points(forms)
+    if len(states) < 3 or len(points) < need:
         return None, (
-            f"no fit: {len(states)} state size(s) with an uncensored value (3 needed){dropped}"
+            f"no fit: {len(points)} uncensored point(s) at {len(states)} state size(s) (at least "
+            f"3 sizes and {need} points are needed to score every form by AICc){dropped}"
         )
     law = compare_laws([s for s, _ in points], [v for _, v in points], forms, quantum)
     return law, law.decision + dropped

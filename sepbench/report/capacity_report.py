@@ -306,13 +306,15 @@ def _mitigation_section(data: CapacityData, figures: Mapping[str, Sequence[str]]
     if not data.mitigations:
         return []
     head = [
-        "mitigation", "trials", "acc L ≤ T_train (none → m)", "acc L > T_train (none → m)",
+        "mitigation", "setting", "trials", "acc L ≤ T_train (none → m)",
+        "acc L > T_train (none → m)",
         "recent-key acc L > T_train (none → m)", f"median T_recall({data.theta:g}) (none → m)",
         "T_recall up / down",
     ]  # fmt: skip
     rows = [
         [
-            f"{m.name}: {m.description}",
+            f"`{m.name}`",
+            m.description,
             m.trials,
             f"{_pct(m.short_none)} → {_pct(m.short)}",
             f"{_pct(m.long_none)} → {_pct(m.long)}",

@@ -155,19 +155,22 @@ class Mitigation(_Strict):
         return out
 
     def describe(self, train_length: int | None = None) -> str:
-        """In words, e.g. ``λ = exp(−1/(4·T_train)), β = 0.7``."""
+        """In words, e.g. ``forget more, remember less: λ = exp(−1/(4·T_train)), β = 0.7``."""
         if self.kind == "window":
             w = f" = {self.window(train_length)}" if train_length else ""
-            return f"window W = {self.window_factor:g}·T_train{w}"
+            return f"sliding window by state difference, W = {self.window_factor:g}·T_train{w}"
         if self.kind == "state_norm":
             every = self.renorm_every or 64
-            return f"state norm τ = {self.norm_multiplier:g} × median ‖h_T_train‖, every {every}"
+            return (
+                f"state normalisation every {every} tokens, τ[c] = {self.norm_multiplier:g} × "
+                "median ‖h_T_train[c]‖"
+            )
         parts = []
         if self.decay_c is not None:
             parts.append(f"λ = exp(−1/({self.decay_c:g}·T_train))")
         if self.write_scale is not None:
             parts.append(f"β = {self.write_scale:g}")
-        return "forget more: " + ", ".join(parts)
+        return "forget more, remember less: " + ", ".join(parts)
 
 
 class Evaluation(_Strict):

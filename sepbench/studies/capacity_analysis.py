@@ -290,6 +290,13 @@ def fit_exponential(x: np.ndarray, y: np.ndarray) -> tuple[dict[str, float], flo
     return {"b": bb, "r": math.exp(g), "c": cc}, rss
 
 
+def min_points(forms: Sequence[str]) -> int:
+    """Fewest points at which AICc is defined for every form: n > k + 1 with k = the form's
+    parameters + 1 (the exponential has three parameters, the others at most two)."""
+    params = max(3 if f == "exponential" else 1 if f == "constant" else 2 for f in forms)
+    return params + 3
+
+
 def compare_laws(
     x: Sequence[float],
     y: Sequence[float],
@@ -328,7 +335,7 @@ def compare_laws(
         formula = law.formula().replace("w =", "T =").replace("N", "S")
         fits[form] = FormFit(form, dict(law.params), law.rss, law.aic, law.aicc, formula)
     criterion = "AICc" if all(f.aicc is not None for f in fits.values()) else "AIC"
-    if criterion == "AIC":
+    if criterion == "AIC" and not any("AICc undefined" in note for note in notes):
         notes.append(f"AICc undefined with n = {n} points for some form; compared by AIC")
 
     def score(form: str) -> float:
