@@ -54,6 +54,8 @@ CHUNK_TOKENS = 1 << 17
 """Most tokens one forward pass of the evaluation reads (rows are split to fit)."""
 NORM_DIGITS = 4
 """Significant digits kept of the traced state norms (the figure needs no more)."""
+TRACE_PER_OCTAVE = 8
+"""Traced steps kept per doubling of t in a stored trace (:func:`kept_steps`)."""
 
 
 # ---------------------------------------------------------------------------------- contexts
@@ -202,26 +204,39 @@ def _round(values: np.ndarray) -> list[Any]:
     return np.asarray(flat).reshape(values.shape).tolist()
 
 
+def kept_steps(steps: tuple[int, ...], per_octave: int = TRACE_PER_OCTAVE) -> list[int]:
+    """Indices of the traced steps a record keeps: the first, the last, and after that a step
+    only when it is at least 2^(1/per_octave) times the last kept one — a geometric subset,
+    as dense as a log-scaled time axis can show (the detector reads every step)."""
+    keep = [0]
+    for i in range(1, len(steps)):
+        if steps[i] >= steps[keep[-1]] * 2 ** (1 / per_octave) or i == len(steps) - 1:
+            keep.append(i)
+    return keep
+
+
 def trace_record(model: Any, inputs: np.ndarray, stride: int, train_length: int) -> dict[str, Any]:
-    """Per-channel state norms (mean over the rows) every ``stride`` tokens, and what the
-    collapse detector finds (capacity.md "Collapse diagnosis")."""
+    """What the collapse detector finds in the state trace every ``stride`` tokens
+    (capacity.md "Collapse diagnosis"), and the per-channel state norms (mean over the rows)
+    at the :func:`kept_steps` of that trace."""
     import torch
 
     from sepbench.models.collapse import detect_collapse
 
     trace = model.state_trace(torch.from_numpy(inputs), stride=stride)
     found = detect_collapse(trace, train_length)
+    keep = kept_steps(trace.steps)
     return {
         "stride": stride,
-        "steps": list(trace.steps),
+        "steps": [trace.steps[i] for i in keep],
         "rows": int(inputs.shape[0]),
-        "norms": _round(trace.norms.mean(axis=1)),  # [layers, steps, channels]
+        "norms": _round(trace.norms.mean(axis=1)[:, keep]),  # [layers, kept steps, channels]
         "onset": found.onset,
         "reference_step": found.reference_step,
         "outlier_channels": [list(c) for c in found.outlier_channels],
         "unforgetting_channels": [list(c) for c in found.unforgetting_channels],
-        "max_norm": _round(found.max_norm),
-        "median_norm": _round(found.median_norm),
+        "max_norm": _round(found.max_norm[:, keep]),
+        "median_norm": _round(found.median_norm[:, keep]),
     }
 
 

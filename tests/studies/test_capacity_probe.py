@@ -3,6 +3,7 @@ rows, mitigations and traces, determinism."""
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -18,6 +19,7 @@ from sepbench.studies.capacity_probe import (
     exact_match,
     filler_rows,
     grid_rows,
+    kept_steps,
     recent_positions,
     recent_rows,
     variants,
@@ -190,8 +192,9 @@ def test_probe_scores_every_point_with_mitigations_and_traces() -> None:
     assert set(d["traces"]) == set(names)
     trace = d["traces"]["none"]
     assert trace["stride"] == 16 and trace["steps"][-1] == max(ev.lengths)
+    assert trace["steps"][0] == 16 and trace["reference_step"] == 16
     norms = np.asarray(trace["norms"])
-    assert norms.shape == (1, len(trace["steps"]), 8)  # layers × steps × channels
+    assert norms.shape == (1, len(trace["steps"]), 8)  # layers × kept steps × channels
     assert d["inference"]["window"] == {"window": 16}
     assert d["inference"]["forget_more"]["write_scale"] == 0.7
     assert np.isclose(d["inference"]["forget_more"]["decay_scale"], np.exp(-1 / (4 * 16)))
@@ -224,3 +227,15 @@ def test_variants_share_the_trained_weights() -> None:
         assert twin.embed.weight is model.embed.weight
     lstm = models.build("lstm", len(task.vocab), 4, seed=0)
     assert [n for n, _, _ in variants(lstm, spec.evaluation.mitigations, 16, None)] == ["none"]
+
+
+@given(st.integers(1, 64), st.integers(1, 2000), st.integers(1, 16))
+def test_kept_steps_are_geometric_and_keep_both_ends(stride: int, count: int, per: int) -> None:
+    steps = tuple(stride * (i + 1) for i in range(count))
+    keep = kept_steps(steps, per)
+    assert keep[0] == 0 and keep[-1] == count - 1 and keep == sorted(set(keep))
+    ratio = 2 ** (1 / per)
+    for a, b in itertools.pairwise(keep[:-1]):
+        assert steps[b] >= steps[a] * ratio  # every inner kept step is a 1/per octave on
+        assert b == a + 1 or steps[b - 1] < steps[a] * ratio  # and the first such
+    assert len(keep) <= per * (np.log2(count) + 1) + 2
