@@ -275,6 +275,7 @@ def mitigation_figure(data: CapacityData) -> Figure | None:
             ratios_all |= set(xs)
     for ax, what in ((left, "depth-averaged accuracy"), (right, "recent-key accuracy")):
         _log2_axis(ax, [r for r in ratios_all if r >= 0.25 and math.log2(r).is_integer()], "x")
+        ax.tick_params(axis="x", labelrotation=60, labelsize=7)
         ax.axvline(1.0, color="black", ls="--", lw=0.9)
         ax.set_xlabel("L / T_train (log2)")
         ax.set_title(f"{what}, mean over {len(trials)} ssm trials ({k} rows a point)", fontsize=8.5)
