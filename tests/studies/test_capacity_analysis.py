@@ -19,6 +19,7 @@ from sepbench.studies.capacity_analysis import (
     curves,
     fit_exponential,
     forgetting,
+    min_points,
     t_forget,
     t_recall,
 )
@@ -176,3 +177,12 @@ def test_compare_laws_says_when_it_cannot_decide() -> None:
     )
     with pytest.raises(UserError):
         compare_laws([4, 4, 16], [10, 20, 30])  # two distinct state sizes
+
+
+def test_min_points_lets_aicc_score_every_form() -> None:
+    assert min_points(("constant", "linear", "power", "exponential")) == 6  # k = 4: n > 5
+    assert min_points(("constant", "linear", "power")) == 5  # k = 3: n > 4
+    assert min_points(("constant",)) == 4
+    four = [(2.0, 3.0), (4.0, 5.0), (8.0, 9.0)]
+    law = compare_laws([x for x, _ in four * 2], [y + i for i, (_, y) in enumerate(four * 2)])
+    assert law.criterion == "AICc"  # six points: every form has an AICc

@@ -130,5 +130,12 @@ def test_tiny_real_study_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixtur
     capsys.readouterr()
     assert main(["results", "show", str(folder / "tiny.sqlite")]) == 2
     assert "holds a 'capacity' study, not a width search" in capsys.readouterr().err
+    points = tmp_path / "points.csv"
+    assert main(["results", "export", str(folder / "tiny.sqlite"), "--table", "points",
+                 "--csv", str(points)]) == 0  # fmt: skip
+    lines = points.read_text().splitlines()
+    assert lines[0].startswith("model,family,width") and len(lines) == 1 + (3 * 4 + 1) * 3 * (2 + 1)
+    assert main(["results", "export", str(folder / "tiny.sqlite"), "--table", "searches"]) == 2
+    assert "holds a 'capacity' study, not a width search" in capsys.readouterr().err
     assert main(["run", "--list"]) == 0
     assert "state_capacity:" in capsys.readouterr().out
