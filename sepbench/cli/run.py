@@ -166,7 +166,9 @@ class _GridPrinter(GridListener):
                     for p in points
                 )
                 _say(f"  {model['label']} T_recall({theta}): {shown}")
-            forget = ", ".join(f"S={s}: {v or '>'}" for s, v in model["t_forget"].items())
+            forget = ", ".join(
+                f"S={s}: {v or '> largest T_train'}" for s, v in model["t_forget"].items()
+            )
             _say(f"  {model['label']} T_forget: {forget}")
 
 
