@@ -9,7 +9,11 @@ point, it resumes where it stopped when run again. It returns everything it foun
 summary, the constructive curves, the report's verdicts); a :class:`Listener` hears each stage
 as it ends (the CLI prints there).
 
-It sits above ``sweep`` and ``report`` (it uses both); only the CLI uses it.
+A grid study (``kind = "capacity"``, :mod:`sepbench.studies`) runs through
+:func:`run_grid_job` instead: its trials (:func:`sepbench.studies.grid.run_grid`, the same store,
+executors and progress bar) and its kind's report, into the same ``<out>/<study>/`` layout.
+
+It sits above ``sweep``, ``studies`` and ``report`` (it uses them); only the CLI uses it.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import TYPE_CHECKING
 from sepbench.errors import UserError
 
 if TYPE_CHECKING:
+    from sepbench.studies.grid import GridStudy, GridSummary
     from sepbench.sweep.constructive import ConstructiveCurve
     from sepbench.sweep.spec import StudySpec
     from sepbench.sweep.summary import StudySummary
@@ -33,10 +38,13 @@ QUICK_SUFFIX = "-quick"
 
 # ---------------------------------------------------------------------- studies
 def shipped() -> list[str]:
-    """The shipped studies that ``--study`` accepts (their quick variants not listed)."""
+    """The shipped studies that ``--study`` accepts (their quick variants not listed): the
+    width studies, then the grid studies."""
+    from sepbench import studies
     from sepbench.sweep.spec import builtin_studies
 
-    return [n for n in builtin_studies() if not n.endswith(QUICK_SUFFIX)]
+    width = [n for n in builtin_studies() if not n.endswith(QUICK_SUFFIX)]
+    return width + [n for n in studies.shipped() if not n.endswith(QUICK_SUFFIX)]
 
 
 def quick_variant(spec: StudySpec) -> StudySpec:
@@ -53,19 +61,28 @@ def quick_variant(spec: StudySpec) -> StudySpec:
     return StudySpec.from_dict(data, source=f"{spec.name} --quick")
 
 
-def resolve_study(name: str, quick: bool) -> tuple[StudySpec, str]:
+def resolve_study(name: str, quick: bool) -> tuple[StudySpec | GridStudy, str]:
     """(spec, where it came from) for ``--study NAME [--quick]``: a shipped study (its shipped
-    ``NAME-quick`` variant when there is one, else :func:`quick_variant`) or a TOML file."""
-    from sepbench.sweep.spec import builtin_studies, load_builtin, load_spec
+    ``NAME-quick`` variant when there is one, else :func:`quick_variant` or a grid study's
+    ``quick()``) or a TOML file of any kind."""
+    from sepbench import studies
+    from sepbench.sweep.spec import StudySpec, builtin_studies, load_builtin
 
     names = builtin_studies()
+    grids = studies.shipped()
+    spec: StudySpec | GridStudy
     if name in names:
         if quick and name + QUICK_SUFFIX in names:
             return load_builtin(name + QUICK_SUFFIX), f"shipped study {name}{QUICK_SUFFIX}"
         spec = load_builtin(name)
         origin = f"shipped study {name}"
+    elif name in grids:
+        if quick and name + QUICK_SUFFIX in grids:
+            return studies.load_shipped(name + QUICK_SUFFIX), f"shipped study {name}{QUICK_SUFFIX}"
+        spec = studies.load_shipped(name)
+        origin = f"shipped study {name}"
     elif name.endswith(".toml") and Path(name).is_file():
-        spec = load_spec(name)
+        spec = studies.load_study(name)
         origin = f"study file {name}"
     else:
         raise UserError(
@@ -73,7 +90,8 @@ def resolve_study(name: str, quick: bool) -> tuple[StudySpec, str]:
             "(or give a study TOML file)"
         )
     if quick:
-        return quick_variant(spec), f"{origin}, cut down (--quick)"
+        cut = quick_variant(spec) if isinstance(spec, StudySpec) else spec.quick()
+        return cut, f"{origin}, cut down (--quick)"
     return spec, origin
 
 
@@ -131,6 +149,13 @@ class Listener:
 
 
 # ---------------------------------------------------------------------- the job
+def _check_counts(workers: int | None, threads: int | None) -> None:
+    if workers is not None and workers < 0:
+        raise UserError(f"--workers must be >= 0 (0 = one per core), got {workers}")
+    if threads is not None and threads < 1:
+        raise UserError(f"--threads must be >= 1, got {threads}")
+
+
 def run_main_job(
     spec: StudySpec,
     out_dir: str | os.PathLike[str],
@@ -153,10 +178,7 @@ def run_main_job(
     from sepbench import sweep
     from sepbench.sweep.constructive import measure_study, report_curves
 
-    if workers is not None and workers < 0:
-        raise UserError(f"--workers must be >= 0 (0 = one per core), got {workers}")
-    if threads is not None and threads < 1:
-        raise UserError(f"--threads must be >= 1, got {threads}")
+    _check_counts(workers, threads)
     hear = listener or Listener()
     folder = Path(out_dir) / spec.name
     seconds: dict[str, float] = {}
@@ -214,3 +236,74 @@ def write_report(store_path: Path, curves: dict[str, dict[str, object]]) -> Repo
             )
         )
     return ReportResult(path, verdicts)
+
+
+# ---------------------------------------------------------------------- grid studies
+@dataclass
+class GridJobResult:
+    spec: GridStudy
+    folder: Path
+    summary: GridSummary
+    report: Path
+    """The report's ``report.md``."""
+    seconds: dict[str, float] = field(default_factory=dict)
+    """Wall time of each stage: ``trials``, ``report``."""
+
+
+class GridListener:
+    """Hears each stage of a grid job as it ends (the defaults do nothing)."""
+
+    def started(self, spec: GridStudy, folder: Path) -> None:
+        """The options are valid; the trials start (writing into ``folder``)."""
+
+    def ran(self, summary: GridSummary, seconds: float) -> None:
+        """Every trial is stored (or was already)."""
+
+    def reported(self, path: Path, seconds: float) -> None:
+        """The report is written (``path``: its report.md)."""
+
+
+def run_grid_job(
+    spec: GridStudy,
+    out_dir: str | os.PathLike[str],
+    *,
+    executor: str | None = None,
+    workers: int | None = None,
+    threads: int | None = None,
+    address: str | None = None,
+    device: str | None = None,
+    progress: bool = True,
+    listener: GridListener | None = None,
+) -> GridJobResult:
+    """A grid study's trials and report in ``out_dir/<study name>/``: the store
+    ``<study>.sqlite`` and ``<study>-report/`` (report.md, report.json, points.csv, figures).
+    Killed at any point, it resumes where it stopped when run again."""
+    from sepbench import studies
+    from sepbench.report.grids import write_grid_report
+    from sepbench.studies.grid import run_grid
+
+    _check_counts(workers, threads)
+    hear = listener or GridListener()
+    folder = Path(out_dir) / spec.name
+    hear.started(spec, folder)
+    seconds: dict[str, float] = {}
+    start = time.perf_counter()
+    probe = studies.default_probe(spec, device or spec.executor.device)
+    summary = run_grid(
+        spec,
+        probe,
+        folder,
+        executor=executor,
+        workers=workers,
+        threads=threads,
+        address=address,
+        progress=progress,
+    )
+    seconds["trials"] = time.perf_counter() - start
+    hear.ran(summary, seconds["trials"])
+    start = time.perf_counter()
+    store = Path(summary.store_path)
+    path = write_grid_report(store, store.parent / f"{store.stem}-report")
+    seconds["report"] = time.perf_counter() - start
+    hear.reported(path, seconds["report"])
+    return GridJobResult(spec, folder, summary, path, seconds)

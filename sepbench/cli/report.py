@@ -97,6 +97,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     kwargs: dict[str, Any] = {"formats": formats}
     if args.precision is not None:
         kwargs["precision_bits"] = args.precision
+    with Store.open(store_path) as store:
+        kind = store.kind
+    if kind != "width":
+        from sepbench.report.grids import write_grid_report
+
+        path = write_grid_report(store_path, out, formats)
+        print(f"report: {path}")
+        return 0
     constructions = _load_constructions(args.constructions)
     with Store.open(store_path) as store:
         if constructions is None and (store_path.parent / CONSTRUCTIONS_CACHE).is_file():

@@ -20,10 +20,11 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sepbench.mainjob import DEFAULT_STUDY, Listener
+from sepbench.mainjob import DEFAULT_STUDY, GridListener, Listener
 
 if TYPE_CHECKING:
     from sepbench.mainjob import ReportResult
+    from sepbench.studies.grid import GridStudy, GridSummary
     from sepbench.sweep.constructive import ConstructiveCurve
     from sepbench.sweep.spec import StudySpec
     from sepbench.sweep.summary import StudySummary
@@ -132,27 +133,93 @@ class _Printer(Listener):
             )
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+class _GridPrinter(GridListener):
+    """Prints each stage of a grid job (a capacity study) as it ends."""
+
+    def __init__(self, origin: str) -> None:
+        self.origin = origin
+
+    def started(self, spec: GridStudy, folder: Path) -> None:
+        from sepbench.studies.grid import plan_grid
+
+        _say(f"sepbench run: {spec.name} ({self.origin}; a '{spec.kind}' study)")
+        if spec.description:
+            _say(f"  {spec.description}")
+        models = ", ".join(f"{label} ({len(m.sizes)} sizes)" for m, label in spec.model_labels())
+        _say(
+            f"  models {models}; T_train = {', '.join(map(str, spec.train_lengths))}; "
+            f"{len(spec.seeds)} seed(s): {len(plan_grid(spec))} trials"
+        )
+        _say(f"  output: {folder}/")
+
+    def ran(self, summary: GridSummary, seconds: float) -> None:
+        _say(
+            f"trials: {summary.trials} stored ({summary.new_trials} new) in "
+            f"{_duration(seconds)}; store {summary.store_path}"
+        )
+
+    def reported(self, path: Path, seconds: float) -> None:
+        import json
+
+        data = json.loads((path.parent / "report.json").read_text(encoding="utf-8"))
+        for model in data.get("models", []):
+            for theta, points in model["capacity"].items():
+                shown = ", ".join(
+                    f"S={p['state_size']}: {p['t_recall'] or '—'}"
+                    + ("+" if p["censored"] == "above" else "")
+                    for p in points
+                )
+                _say(f"  {model['label']} T_recall({theta}): {shown}")
+            forget = ", ".join(
+                f"S={s}: {v or '> largest T_train'}" for s, v in model["t_forget"].items()
+            )
+            _say(f"  {model['label']} T_forget: {forget}")
+
+
+def _pool(args: argparse.Namespace) -> dict[str, Any]:
+    """Where and how the trials run: the options every study kind's job takes."""
+    return {
+        "executor": args.executor,
+        "workers": args.workers,
+        "threads": args.threads,
+        "address": args.address,
+        "device": args.device,
+        "progress": not args.no_progress,
+    }
+
+
+def _run_grid(args: argparse.Namespace, spec: GridStudy, origin: str) -> int:
     from sepbench import mainjob
 
+    result = mainjob.run_grid_job(spec, args.out, **_pool(args), listener=_GridPrinter(origin))
+    t = result.seconds
+    _say(
+        f"report: {result.report}  (total {_duration(sum(t.values()))}: trials "
+        f"{_duration(t['trials'])}, report {_duration(t['report'])})"
+    )
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from sepbench import mainjob, studies
+    from sepbench.sweep.spec import StudySpec
+
     if args.list:
-        from sepbench.sweep.spec import load_builtin
+        from sepbench.sweep.spec import builtin_studies, load_builtin
 
         for name in mainjob.shipped():
-            spec = load_builtin(name)
+            listed = load_builtin(name) if name in builtin_studies() else studies.load_shipped(name)
             mark = " (default)" if name == DEFAULT_STUDY else ""
-            _say(f"{name}{mark}: {spec.description}")
+            _say(f"{name}{mark}: {listed.description}")
         return 0
-    spec, origin = mainjob.resolve_study(args.study, args.quick)
+    found, origin = mainjob.resolve_study(args.study, args.quick)
+    if not isinstance(found, StudySpec):
+        return _run_grid(args, found, origin)
+    spec = found
     result = mainjob.run_main_job(
         spec,
         args.out,
-        executor=args.executor,
-        workers=args.workers,
-        threads=args.threads,
-        address=args.address,
-        device=args.device,
-        progress=not args.no_progress,
+        **_pool(args),
         constructions=not args.no_constructions,
         listener=_Printer(origin),
     )

@@ -57,10 +57,11 @@ def register(sub: Any) -> None:
     export.add_argument("--csv", metavar="FILE", help="destination (default: stdout)")
     export.add_argument(
         "--table",
-        choices=sweep.TABLES,
+        choices=(*sweep.TABLES, "points"),
         default="trials",
         help="trials (one row per training run, default), searches (one per seed) or "
-        "widths (median and range per task, model, length)",
+        "widths (median and range per task, model, length); points (a grid study such as "
+        "state_capacity: one row per evaluated point)",
     )
     export.set_defaults(handler=cmd_export)
 
@@ -151,7 +152,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     from sepbench.sweep.export import write_csv
 
     with sweep.Store.open(args.store) as store:
-        rows = write_csv(store, args.csv, args.table)
+        if args.table == "points":
+            from sepbench.studies.grid import write_points_csv
+
+            if store.kind == "width":
+                raise UserError(f"{args.store} holds a width search: it has no points table")
+            rows = write_points_csv(store, args.csv)
+        else:
+            rows = write_csv(store, args.csv, args.table)
     if args.csv and args.csv != "-":
         print(f"wrote {rows} rows to {args.csv}")
     return 0

@@ -21,7 +21,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -59,7 +59,7 @@ def write_report(
     :func:`collect` then :func:`write_data`; call those two to keep the data in memory.
     """
     _check_formats(formats)
-    _check_destination(Path(out_dir))
+    check_destination(Path(out_dir))
     data = _collect(store, constructions, precision_bits, n_boot)
     return write_data(data, out_dir, formats=formats)
 
@@ -74,7 +74,15 @@ def write_data(
     module docstring); return the path of report.md."""
     _check_formats(formats)
     dest = Path(out_dir)
-    _check_destination(dest)
+    check_destination(dest)
+    write_atomically(dest, lambda tmp: render_into(tmp, data, formats))
+    return dest / REPORT_NAME
+
+
+def write_atomically(dest: Path, render: Callable[[Path], None]) -> None:
+    """Build a report directory with ``render(tmp)`` under a temporary name beside ``dest``
+    and move it into place (module docstring); ``render`` writes :data:`MARKER` too.
+    Call :func:`check_destination` first, before any expensive work."""
     parent = dest.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -88,12 +96,11 @@ def write_data(
     except OSError as exc:
         raise UserError(f"cannot write a report in {str(parent)!r}: {exc.strerror}") from None
     try:
-        render_into(tmp, data, formats)
+        render(tmp)
         _swap_into_place(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return dest / REPORT_NAME
 
 
 def _check_formats(formats: Sequence[str]) -> None:
@@ -121,7 +128,8 @@ def _collect(
         return collect(opened, constructions, precision_bits=precision_bits, n_boot=n_boot)
 
 
-def _check_destination(dest: Path) -> None:
+def check_destination(dest: Path) -> None:
+    """UserError unless ``dest`` may hold a report: absent, empty or a previous report."""
     if dest.exists() and not dest.is_dir():
         raise UserError(f"report directory {str(dest)!r} exists and is not a directory")
     if dest.is_dir():
@@ -196,7 +204,8 @@ def _swap_into_place(tmp: Path, dest: Path) -> None:
         raise UserError(f"cannot move the report into {str(dest)!r}: {exc.strerror}") from None
 
 
-def _slug(text: str) -> str:
+def slug(text: str) -> str:
+    """``text`` as a file-name part (letters, digits, '.', '_' and '-')."""
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")
     return slug or "x"
 
@@ -212,7 +221,7 @@ def render_into(directory: Path, data: ReportData, formats: Sequence[str]) -> No
     def emit(key: str, fig: Any, *parts: str) -> None:
         if fig is None:
             return
-        stem = "__".join(_slug(p) for p in parts)
+        stem = "__".join(slug(p) for p in parts)
         while stem in used:
             stem += "_"
         used.add(stem)

@@ -49,6 +49,14 @@ def table_rows(store: Store, table: str) -> tuple[tuple[str, ...], list[tuple[An
 def write_csv(store: Store, path: str | os.PathLike[str] | None, table: str = "trials") -> int:
     """CSV of a table to ``path`` (written atomically) or to stdout; returns the row count."""
     columns, rows = table_rows(store, table)
+    return write_rows(columns, rows, path)
+
+
+def write_rows(
+    columns: tuple[str, ...], rows: list[tuple[Any, ...]], path: str | os.PathLike[str] | None
+) -> int:
+    """``columns`` and ``rows`` as CSV to ``path`` (written atomically) or to stdout (None or
+    ``-``); returns the row count."""
     if path is None or str(path) == "-":
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(columns)

@@ -28,7 +28,9 @@ from sepbench.sweep.laws import LAWS
 from sepbench.sweep.trial import ProbeOutcome, TrialSpec, derive_seed
 
 if TYPE_CHECKING:
-    from sepbench.sweep.spec import StudySpec
+    from collections.abc import Sequence
+
+    from sepbench.sweep.spec import Budget, StudySpec
 
 
 @dataclass(frozen=True)
@@ -78,13 +80,7 @@ class TrainingProbe:
                     raise UserError(
                         f"models[{i}] at width {width}: {exc}" + (hint if width != first else "")
                     ) from None
-        reference = min(spec.lengths)
-        for n in spec.lengths:
-            try:
-                spec.budget.at(n, reference).for_trainer()
-            except ValueError as exc:
-                msg = str(exc)
-                raise UserError(msg if msg.startswith("budget") else f"budget: {msg}") from None
+        check_budgets(spec.budget, spec.lengths)
 
     def __call__(self, trial: TrialSpec) -> ProbeOutcome:
         from sepbench import models, tasks, training
@@ -172,6 +168,18 @@ class TrainingProbe:
         return outcomes
 
 
+def check_budgets(budget: Budget, lengths: Sequence[int]) -> None:
+    """The study's budget resolved at every length is a valid trainer budget (UserError
+    naming the bad field otherwise)."""
+    reference = min(lengths)
+    for n in lengths:
+        try:
+            budget.at(n, reference).for_trainer()
+        except ValueError as exc:
+            msg = str(exc)
+            raise UserError(msg if msg.startswith("budget") else f"budget: {msg}") from None
+
+
 def _model_facts(model: Any, task: Any, length: int) -> dict[str, Any]:
     """The details entry recording the trained model's facts (state size at the task's token
     length for N = ``length``, parameters, theory class): see ``models.cards.ModelFacts``."""
@@ -236,10 +244,16 @@ class FakeProbe:
         )
 
     def _log(self, event: str, key: str) -> None:
-        if self.log is None:
-            return
-        fd = os.open(self.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, f"{event} {key}\n".encode())
-        finally:
-            os.close(fd)
+        log_event(self.log, event, key)
+
+
+def log_event(log: str | None, event: str, key: str) -> None:
+    """Append ``<event> <key>`` to the file ``log`` (O_APPEND: safe across processes); a
+    fake probe's record of which trials it started and ended (None: no log)."""
+    if log is None:
+        return
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, f"{event} {key}\n".encode())
+    finally:
+        os.close(fd)

@@ -21,6 +21,7 @@ import os
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from sepbench.sweep import DEFAULT_OUT
 from sepbench.sweep.executors import Completed, Executor, Job, ProbeFn, make_executor
 from sepbench.sweep.plan import SearchPlan, plan_study
 from sepbench.sweep.search import Done, Observation, bisection_left, expected_probes, next_probe
-from sepbench.sweep.spec import StudySpec, load_spec
+from sepbench.sweep.spec import ExecutorSpec, StudySpec, load_spec
 from sepbench.sweep.store import Store
 from sepbench.sweep.summary import StudySummary, summarize
 from sepbench.sweep.trial import ProbeOutcome, TrialSpec
@@ -71,18 +72,8 @@ def run_study(
     validate = getattr(probe, "validate", None)
     if callable(validate):
         validate(spec)
-    ex_spec = spec.executor
-    kind = executor or ex_spec.kind
-    n_workers = ex_spec.workers if workers is None else workers
-    n_threads = ex_spec.threads_per_worker if threads is None else threads
-    if n_workers < 0 or n_threads < 1:
-        raise UserError("workers must be >= 0 (0 = one per core) and threads >= 1")
-    path = Path(store) if store is not None else store_path(spec, out_dir)
-    if store is None:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UserError(f"cannot create {str(path.parent)!r}: {exc.strerror}") from None
+    pool_of = pool_factory(spec.executor, probe, executor, workers, threads, address)
+    path = open_path(store, store_path(spec, out_dir))
     plans = plan_study(spec)
     start = time.perf_counter()
     with Store.for_study(path, spec) as db:
@@ -98,7 +89,7 @@ def run_study(
         max_members = int(getattr(probe, "max_members", 0) or 0)
         driver = _Driver(plans, db, progress, batch=batch, max_members=max_members)
         if driver.pending():
-            pool = make_executor(kind, probe, n_workers, n_threads, address or ex_spec.address)
+            pool = pool_of()
             try:
                 driver.run(pool)
             except BaseException:
@@ -108,6 +99,38 @@ def run_study(
                 driver.close_bar()
             pool.close()
         return summarize(db, new_trials=db.count() - stored, wall_s=time.perf_counter() - start)
+
+
+def pool_factory(
+    ex_spec: ExecutorSpec,
+    probe: ProbeFn,
+    executor: str | None,
+    workers: int | None,
+    threads: int | None,
+    address: str | None,
+) -> Callable[[], Executor]:
+    """A maker of the study's executor: the spec's ``[executor]`` table with the caller's
+    overrides (None: the spec's), checked now (UserError for bad counts), started later (only
+    if there is something to run)."""
+    kind = executor or ex_spec.kind
+    n_workers = ex_spec.workers if workers is None else workers
+    n_threads = ex_spec.threads_per_worker if threads is None else threads
+    if n_workers < 0 or n_threads < 1:
+        raise UserError("workers must be >= 0 (0 = one per core) and threads >= 1")
+    where = address or ex_spec.address
+    return lambda: make_executor(kind, probe, n_workers, n_threads, where)
+
+
+def open_path(store: str | os.PathLike[str] | None, default: Path) -> Path:
+    """The store file: ``store`` if given (its directory must exist), else ``default`` with
+    its directory created."""
+    if store is not None:
+        return Path(store)
+    try:
+        default.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create {str(default.parent)!r}: {exc.strerror}") from None
+    return default
 
 
 Cell = tuple[str, str, int]

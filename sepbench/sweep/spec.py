@@ -56,7 +56,7 @@ import tomllib
 import types
 import typing
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -252,14 +252,24 @@ class StudySpec(_Strict):
     (``training.train`` on ``models.build_ensemble``; each member still gets its own data,
     initialisation, loss and stopping step) — faster for small models, whose steps are
     dispatch-bound."""
+    kind: Literal["width"] = "width"
+    """The study kind: ``width`` (this class: the minimal-width search). Other kinds (a grid of
+    evaluations per trained model, e.g. ``capacity``) have their own spec classes in
+    :mod:`sepbench.studies`; :func:`sepbench.studies.load_study` picks the class by this key."""
     executor: ExecutorSpec = Field(default_factory=ExecutorSpec)
 
     @field_validator("name")
     @classmethod
     def _file_name(cls, value: str) -> str:
-        if not value or not set(value) <= NAME_CHARS or value.startswith("."):
+        return study_name(value)
+
+    @field_validator("kind", mode="before")
+    @classmethod
+    def _width_kind(cls, value: Any) -> Any:
+        if value != "width":
             raise ValueError(
-                f"must be letters, digits, '.', '_' or '-' (it names the store file), got {value!r}"
+                f"{value!r} is not a width search; a study of another kind is read by "
+                "sepbench.studies.load_study (sepbench run --study FILE)"
             )
         return value
 
@@ -336,19 +346,35 @@ class StudySpec(_Strict):
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "study spec") -> StudySpec:
         """Validate plain data (parsed TOML or JSON); errors are one-line UserErrors."""
-        if not isinstance(data, dict):
-            raise UserError(f"{source}: expected a table of keys, got {type(data).__name__}")
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            raise UserError(f"{source}: {format_validation_error(exc, cls)}") from None
+        return validated(cls, data, source)
 
     def to_toml(self) -> str:
         """The spec as TOML that :func:`load_spec` reads back to an equal spec."""
         return _to_toml(self.model_dump(mode="json", exclude_none=True))
 
 
-_LATER_KEYS: dict[str, Any] = {"trainer": "single"}
+def study_name(value: str) -> str:
+    """A study's name, which names its store file: letters, digits, '.', '_', '-'."""
+    if not value or not set(value) <= NAME_CHARS or value.startswith("."):
+        raise ValueError(
+            f"must be letters, digits, '.', '_' or '-' (it names the store file), got {value!r}"
+        )
+    return value
+
+
+def validated(cls: type[_M], data: Any, source: str) -> _M:
+    """``cls`` validated from plain data; any problem is one UserError line naming ``source``
+    and the key's path."""
+    if not isinstance(data, dict):
+        raise UserError(f"{source}: expected a table of keys, got {type(data).__name__}")
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        raise UserError(f"{source}: {format_validation_error(exc, cls)}") from None
+
+
+_M = TypeVar("_M", bound=BaseModel)
+_LATER_KEYS: dict[str, Any] = {"trainer": "single", "kind": "width"}
 _LATER_WIDTH_KEYS: dict[str, Any] = {"per_octave": 0, "start": "min"}
 
 
@@ -377,6 +403,11 @@ def _auto_label(name: str, params: dict[str, Any], all_names: list[str]) -> str:
 
 def load_spec(path: str | os.PathLike[str]) -> StudySpec:
     """Read and validate a study spec from a TOML file."""
+    return StudySpec.from_dict(read_toml(path), source=str(path))
+
+
+def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The parsed TOML of a study spec file (UserError: missing, unreadable, invalid TOML)."""
     p = Path(path)
     try:
         text = p.read_bytes().decode("utf-8")
@@ -389,10 +420,9 @@ def load_spec(path: str | os.PathLike[str]) -> StudySpec:
     except OSError as exc:
         raise UserError(f"cannot read study spec {str(p)!r}: {exc.strerror}") from None
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{p}: invalid TOML: {exc}") from None
-    return StudySpec.from_dict(data, source=str(p))
 
 
 # ---------------------------------------------------------------------- error messages

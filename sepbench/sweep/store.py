@@ -31,7 +31,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sepbench import __version__
 from sepbench.errors import UserError
@@ -89,6 +89,18 @@ TRIAL_COLUMNS = (
     "search_key",
 )
 """The columns of the flat trial table (CSV export, DataFrame)."""
+
+
+class StoredSpec(Protocol):
+    """What a store needs of a study spec of any kind (a width study's
+    :class:`~sepbench.sweep.spec.StudySpec`, a grid kind's spec of :mod:`sepbench.studies`):
+    its name, the hash of its identity and its full data (``model_dump``)."""
+
+    name: str
+
+    def spec_hash(self) -> str: ...
+
+    def model_dump(self, *, mode: str = ...) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -151,7 +163,7 @@ class Store:
 
     # ------------------------------------------------------------------ opening
     @classmethod
-    def for_study(cls, path: str | os.PathLike[str], spec: StudySpec) -> Store:
+    def for_study(cls, path: str | os.PathLike[str], spec: StoredSpec) -> Store:
         """Open (creating if needed) the store of ``spec`` for writing; one writer per file."""
         p = Path(path)
         if not p.parent.is_dir():
@@ -204,7 +216,7 @@ class Store:
         rows = self._sql("SELECT name FROM sqlite_master WHERE type = 'table'")
         return {r[0] for r in rows}
 
-    def _initialise(self, spec: StudySpec) -> None:
+    def _initialise(self, spec: StoredSpec) -> None:
         meta = {
             "app": APP,
             "schema_version": str(SCHEMA_VERSION),
@@ -242,7 +254,7 @@ class Store:
         if not check or check[0][0] != "ok":
             raise UserError(f"results store {self.path} is corrupt: {check[0][0] if check else ''}")
 
-    def _check_identity(self, spec: StudySpec) -> None:
+    def _check_identity(self, spec: StoredSpec) -> None:
         if self.meta["spec_hash"] != spec.spec_hash():
             same = self.meta["study"] == spec.name
             raise UserError(
@@ -262,9 +274,28 @@ class Store:
     def spec_hash(self) -> str:
         return self.meta["spec_hash"]
 
+    @property
+    def kind(self) -> str:
+        """The study kind of the stored spec (``width``: a width search)."""
+        kind = self.spec_data().get("kind", "width")
+        return kind if isinstance(kind, str) else "width"
+
+    def spec_data(self) -> dict[str, Any]:
+        """The stored spec as plain data (any study kind)."""
+        data = json.loads(self.meta["spec"])
+        if not isinstance(data, dict):
+            raise UserError(f"results store {self.path} is incomplete or corrupt (its spec)")
+        return data
+
     def spec(self) -> StudySpec:
-        """The spec this store was created for."""
-        return StudySpec.from_dict(json.loads(self.meta["spec"]), source=f"{self.path} (spec)")
+        """The width-search spec this store was created for (a store of another study kind:
+        UserError; read it with ``sepbench.studies.stored_spec``)."""
+        if self.kind != "width":
+            raise UserError(
+                f"{self.path} holds a '{self.kind}' study, not a width search; its report is "
+                "written by sepbench report / sepbench run --study"
+            )
+        return StudySpec.from_dict(self.spec_data(), source=f"{self.path} (spec)")
 
     def count(self) -> int:
         return int(self._sql("SELECT COUNT(*) FROM trials")[0][0])

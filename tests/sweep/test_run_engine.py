@@ -87,7 +87,7 @@ def test_start_hint_moves_only_the_first_probe() -> None:
 def test_default_new_keys_keep_old_spec_hashes() -> None:
     spec = make_spec()
     old_identity = spec.model_dump(mode="json", exclude={"executor", "description"})
-    for key in ("trainer",):
+    for key in ("trainer", "kind"):
         old_identity.pop(key)
     for key in ("per_octave", "start"):
         old_identity["width"].pop(key)
