@@ -79,21 +79,13 @@ class TrainingProbe:
                     raise UserError(
                         f"models[{i}] at width {width}: {exc}" + (hint if width != first else "")
                     ) from None
-        from sepbench.training.data import training_lengths
-
         reference = min(spec.lengths)
         for n in spec.lengths:
             try:
-                budget = spec.budget.at(n, reference).for_trainer()
+                spec.budget.at(n, reference).for_trainer()
             except ValueError as exc:
                 msg = str(exc)
                 raise UserError(msg if msg.startswith("budget") else f"budget: {msg}") from None
-            for i, t in enumerate(spec.tasks):
-                if budget.mixed:
-                    try:
-                        training_lengths(tasks.make(t.name, **t.params), *budget.length_range(n))
-                    except ValueError as exc:
-                        raise UserError(f"budget.mixture at N={n}, tasks[{i}]: {exc}") from None
 
     def __call__(self, trial: TrialSpec) -> ProbeOutcome:
         from sepbench import models, tasks, training
