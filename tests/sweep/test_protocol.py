@@ -13,8 +13,16 @@ import pytest
 
 from sepbench import rules
 from sepbench.errors import UserError
-from sepbench.sweep import FakeProbe, Store, StudySpec, TrainingProbe, load_spec, plan_study
-from sepbench.sweep import replay, run_study
+from sepbench.sweep import (
+    FakeProbe,
+    Store,
+    StudySpec,
+    TrainingProbe,
+    load_spec,
+    plan_study,
+    run_study,
+)
+from sepbench.sweep.replay import bracket
 from sepbench.sweep.summary import StudySummary
 from tests.sweep.common import make_spec, spec_dict
 
@@ -211,10 +219,10 @@ def test_the_other_rule_is_what_the_stored_probes_determine(
     for s in summary.searches:
         plan = plans[s.search_key]
         mine = [r for r in records if r.search_key == s.search_key]
-        own = replay.bracket(mine, plan.grid, rule, spec.threshold, spec.threshold)
+        own = bracket(mine, plan.grid, rule, spec.threshold, spec.threshold)
         assert own.exact and own.width == s.width  # the replay reproduces the search
         truth = _expected(plan.config.family, plan.config.length, factor)
-        got = replay.bracket(mine, plan.grid, other, spec.threshold, spec.threshold)
+        got = bracket(mine, plan.grid, other, spec.threshold, spec.threshold)
         if got.exact:
             exact += 1
             assert got.width == truth

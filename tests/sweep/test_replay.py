@@ -23,8 +23,12 @@ def test_member_replay_rules() -> None:
     """Trained with t = 0.9, budget 100 steps, evaluations every 25."""
     climbing = {
         "stop": "budget",
-        "history": [_h(25, "eval", 0.5), _h(50, "eval", 0.85), _h(75, "eval", 0.7)]
-        + [_h(100, "confirm", 0.82)],
+        "history": [
+            _h(25, "eval", 0.5),
+            _h(50, "eval", 0.85),
+            _h(75, "eval", 0.7),
+            _h(100, "confirm", 0.82),
+        ],
     }
     assert member_passes(climbing, 0.9, 0.9, 100) is False  # its own threshold: the stop
     assert member_passes(climbing, 0.95, 0.9, 100) is False  # nothing ever reached 0.95
@@ -96,9 +100,7 @@ def test_determined_width_is_the_searchs_answer(
     """With the search's own outcomes (flaky ones included), the determined width is what the
     search answered."""
     grid = Grid(1, 32, 1, per_octave)
-    done, history = find_min_width(
-        lambda w, a: (w >= t) != (a == 0 and w in flips), grid, reprobes
-    )
+    done, history = find_min_width(lambda w, a: (w >= t) != (a == 0 and w in flips), grid, reprobes)
     latest: dict[int, tuple[int, bool]] = {}
     for o in history:
         if o.width not in latest or o.attempt > latest[o.width][0]:
