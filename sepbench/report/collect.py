@@ -23,6 +23,7 @@ from sepbench.report.facts import CARDS, pair_facts
 from sepbench.report.fits import growth_fits
 from sepbench.report.infos import ModelInfo, TaskInfo
 from sepbench.report.lengths import length_eval
+from sepbench.report.protocol import protocol_tables
 from sepbench.report.verdicts import NO_THEOREM, combine, verdicts
 
 if TYPE_CHECKING:
@@ -85,6 +86,7 @@ def collect(
         precision_bits=precision_bits,
         constructions=curves,
         notes=_fact_notes(pairs),
+        protocol=protocol_tables(spec, records),
     )
 
 
