@@ -45,6 +45,11 @@ class TrainingProbe:
     ensemble of one, so a trial's outcome does not depend on whether it had company (up to
     floating-point summation order in the batched kernels). ``device``: passed to the trainer
     (default: CPU). Inside a sweep worker, training uses the worker's thread count.
+
+    A search with K > 1 members per probe (``restarts`` × learning rates,
+    :meth:`TrialSpec.members`) trains each trial's members as one ensemble — with the trials
+    of a batch, for the ensemble trainer — each trial one stop group with its rule's quorum
+    (:mod:`sepbench.rules`); the outcome is :func:`probe_outcome` of its members.
     """
 
     device: str | None = None
