@@ -124,7 +124,7 @@ def _study(data: ReportData) -> list[str]:
 
 
 def _members_text(spec: StudySpec) -> str:
-    k = spec.restarts * len(spec.budget.lrs)
+    k = spec.members
     if k == 1:
         return "each trains one model (K = 1: the best_of and median rules coincide)"
     rule = (

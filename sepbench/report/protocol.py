@@ -81,7 +81,7 @@ def protocol_tables(spec: StudySpec, records: Sequence[TrialRecord]) -> Protocol
             column.append(_text(bracket(trials, plan.grid, spec.rule, threshold, t), trials))
     reference = min(spec.lengths)
     examples = []
-    k = spec.restarts * len(spec.budget.lrs)
+    k = spec.members
     for n in spec.lengths:
         seen = [
             trial_examples(r, spec.budget.batch_size)

@@ -398,6 +398,11 @@ class StudySpec(_Strict):
         names = [m.family for m in self.models]
         return [(m, m.label or _auto_label(m.family, m.options, names)) for m in self.models]
 
+    @property
+    def members(self) -> int:
+        """K, the members every probe trains: restarts × learning rates."""
+        return self.restarts * len(self.budget.lrs)
+
     def width_for(self, model: ModelSpec) -> WidthSearch:
         return model.width or self.width
 
