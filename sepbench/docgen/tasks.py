@@ -20,6 +20,7 @@ EXAMPLES: dict[str, list[tuple[int, dict[str, Any]]]] = {
     "dyck": [(12, {}), (12, {"types": 3, "depth": 3})],
     "dyck_next": [(10, {})],
     "string_equality": [(6, {"negatives": "swap"}), (6, {"negatives": "one"})],
+    "string_equality_lm": [(6, {})],
     "disjointness": [(8, {})],
     "nearest_neighbor": [(4, {"bits": 4})],
     "is_tree": [

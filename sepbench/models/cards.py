@@ -48,6 +48,7 @@ CELLS = ("elman", "lstm", "gru")
 NONLINEARITIES = ("tanh", "relu", "sigmoid")
 POSITIONS = ("learned", "sinusoidal", "none", "rope")
 BASES = (*CELLS, "ssm")
+RECURRENT_INITS = ("default", "orthogonal")
 
 CHAIN_OF_THOUGHT: dict[str, tuple[str, Any]] = {"is_tree": ("trace", "cot")}
 """Tasks whose supervised output is a chain of thought, as task → (parameter, value): a model
@@ -69,6 +70,20 @@ recurrent state per unit of width, the theory class, the theorem parameters)."""
 def recurrent_options(cell: str | None, layer_doc: str = "recurrent layers") -> tuple[Param, ...]:
     """Options of a recurrent stack; ``cell=None`` adds the ``cell`` choice (rag)."""
     is_elman = (lambda o: True) if cell == "elman" else (lambda o: o.get("cell") == "elman")
+    is_lstm = (lambda o: True) if cell == "lstm" else (lambda o: o.get("cell") == "lstm")
+    forget: tuple[Param, ...] = ()
+    if cell in (None, "lstm"):
+        forget = (
+            Param(
+                "forget_bias",
+                float,
+                0.0,
+                "added to the forget gate's bias at initialisation (Delétang et al. 2023's "
+                "Haiku LSTM adds 1, after Jozefowicz et al. 2015)",
+                applies=is_lstm,
+                applies_doc="with cell=lstm",
+            ),
+        )
     head: tuple[Param, ...] = ()
     if cell is None:
         head = (Param("cell", str, "lstm", "the recurrent cell", choices=CELLS),)
@@ -103,6 +118,15 @@ def recurrent_options(cell: str | None, layer_doc: str = "recurrent layers") -> 
             default_doc="width",
             applies=lambda o: o["embedding"] == "learned",
             applies_doc="with embedding=learned",
+        ),
+        *forget,
+        Param(
+            "recurrent_init",
+            str,
+            "default",
+            "recurrent weights at initialisation: torch's default (uniform), or each gate's "
+            "block of weight_hh a random orthogonal matrix",
+            choices=RECURRENT_INITS,
         ),
     )
 

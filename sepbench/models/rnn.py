@@ -70,6 +70,8 @@ class RecurrentStack:
         self.nonlinearity = str(options.get("nonlinearity", "tanh"))
         self.onehot = options["embedding"] == "onehot"
         self.d_in = vocab_size if self.onehot else int(options["embed_dim"])
+        self.forget_bias = float(options.get("forget_bias", 0.0))
+        self.recurrent_init = str(options.get("recurrent_init", "default"))
 
     def build(self) -> tuple[nn.Embedding | None, nn.Module]:
         embed = None if self.onehot else nn.Embedding(self.vocab_size, self.d_in)
@@ -85,7 +87,23 @@ class RecurrentStack:
             rnn.mode = "RNN_SIGMOID"  # torch's forward refuses this mode: use the model
         else:
             rnn = nn.RNN(self.d_in, self.width, nonlinearity=self.nonlinearity, **kw)
+        self.initialise(rnn)
         return embed, rnn
+
+    def initialise(self, rnn: nn.Module) -> None:
+        """The options ``recurrent_init = "orthogonal"`` (each gate's ``width × width`` block of
+        ``weight_hh`` a random orthogonal matrix) and ``forget_bias`` (added to the LSTM's
+        forget-gate rows of ``bias_ih``, block f of i, f, g, o), applied after torch's own
+        initialisation: with the defaults nothing is drawn, so seeded models are unchanged."""
+        h = self.width
+        with torch.no_grad():
+            for k in range(self.layers):
+                if self.recurrent_init == "orthogonal":
+                    w_hh = _w(rnn, f"weight_hh_l{k}")
+                    for g in range(GATES[self.cell]):
+                        nn.init.orthogonal_(w_hh[g * h : (g + 1) * h])
+                if self.forget_bias and self.cell == "lstm":
+                    _w(rnn, f"bias_ih_l{k}")[h : 2 * h] += self.forget_bias
 
     @property
     def uses_kernel(self) -> bool:

@@ -23,6 +23,7 @@ from sepbench.report.facts import CARDS, pair_facts
 from sepbench.report.fits import growth_fits
 from sepbench.report.infos import ModelInfo, TaskInfo
 from sepbench.report.lengths import length_eval
+from sepbench.report.protocol import protocol_tables
 from sepbench.report.verdicts import NO_THEOREM, Measurement, combine, verdicts
 
 if TYPE_CHECKING:
@@ -95,6 +96,7 @@ def collect(
         constructions=curves,
         success=success,
         notes=_fact_notes(pairs),
+        protocol=protocol_tables(spec, records),
     )
 
 

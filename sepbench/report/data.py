@@ -40,6 +40,7 @@ from sepbench.report.bounds import BoundCurve
 from sepbench.report.constructions import ConstructionCurve
 from sepbench.report.facts import PairFacts
 from sepbench.report.infos import ModelInfo, TaskInfo
+from sepbench.report.protocol import ProtocolTables
 from sepbench.report.verdicts import ResultVerdict
 
 if TYPE_CHECKING:
@@ -140,6 +141,9 @@ class ReportData:
     success: theory.Success
     """What a width "working" meant for the verdicts (``Success.average(threshold)``)."""
     notes: list[str] = field(default_factory=list)
+    protocol: ProtocolTables | None = None
+    """Both success rules, the threshold sensitivity and the examples seen
+    (:mod:`sepbench.report.protocol`)."""
 
     def pairs_for(self, task_label: str) -> list[PairData]:
         return [p for p in self.pairs if p.task.label == task_label]

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from sepbench import __version__
 from sepbench.report.data import PairData, ReportData
 from sepbench.report.verdicts import NO_THEOREM
+
+if TYPE_CHECKING:
+    from sepbench.sweep.spec import StudySpec
 
 OUTCOME_MARK = {
     "consistent": "consistent",
@@ -66,6 +70,7 @@ def render(data: ReportData, figures: Mapping[str, Sequence[str]]) -> str:
         *_conventions(data),
         *_verdict_table(data),
         *_detail_table(data),
+        *_protocol_section(data),
         *_task_sections(data, figures),
         *_problems(data),
     ]
@@ -90,6 +95,7 @@ def _study(data: ReportData) -> list[str]:
     b = spec.budget
     steps = ", ".join(f"N={n}: {b.steps_at(n, ref)}" for n in spec.lengths)
     opts = f", options {dict(b.options)}" if b.options else ""
+    rates = ", ".join(f"{x:g}" for x in b.lrs)
     return [
         f"- store: `{data.store_path}` (spec {data.spec_hash[:12]}"
         + (f", created {data.created}" if data.created else "")
@@ -108,7 +114,9 @@ def _study(data: ReportData) -> list[str]:
         f"- widths searched: {_grids(data)}",
         f"- budget: {b.steps} steps at N={b.reference_length or ref}, scaled {b.scale}"
         + (f", capped at {b.steps_cap}" if b.steps_cap else "")
-        + f" ({steps}); batch {b.batch_size}, lr {b.lr:g}{opts}",
+        + f" ({steps}); batch {b.batch_size}, lr {rates}{opts}",
+        f"- probes: {_members_text(spec)}",
+        f"- training lengths: {_lengths_text(spec)}",
     ]
 
 
@@ -124,6 +132,33 @@ def _grids(data: ReportData) -> str:
     )
     counts = "/".join(str(r) for r in sorted(reprobes))
     return f"{text} ({counts} re-probe(s) on a monotonicity violation)"
+
+
+def _members_text(spec: StudySpec) -> str:
+    k = spec.members
+    if k == 1:
+        return "each trains one model (K = 1: the best_of and median rules coincide)"
+    rule = (
+        "a width succeeds when any member passes confirmation"
+        if spec.rule == "best_of"
+        else "a width succeeds when at least half the members pass confirmation"
+    )
+    return (
+        f"each trains K = {spec.restarts} restart(s) × {len(spec.budget.lrs)} learning "
+        f"rate(s) = {k} members as one ensemble; success rule **{spec.rule}** ({rule}); a "
+        "probe stops as soon as its rule is decided"
+    )
+
+
+def _lengths_text(spec: StudySpec) -> str:
+    m = spec.budget.mixture
+    if m is None:
+        return "exactly N"
+    lo = f"{m.min}" if m.min is not None else f"⌈{m.fraction:g}·N⌉"
+    return (
+        f"a mixture: each training batch has one length, uniform over the task's valid "
+        f"lengths in [{lo}, N]; evaluation and confirmation at exactly N"
+    )
 
 
 def _study_notes(data: ReportData) -> list[str]:
@@ -203,6 +238,71 @@ def _detail_table(data: ReportData) -> list[str]:
     ]
     head = ("task", "model", "result", "direction", "form", "bound", "outcome", "reason")
     return out + _table((*head, "what it means for a trained width"), detail)
+
+
+def _protocol_section(data: ReportData) -> list[str]:
+    """Both success rules, the threshold sensitivity and the examples seen per trial."""
+    t = data.protocol
+    if t is None:
+        return []
+    out = ["", "## Success rules, thresholds and training examples", ""]
+    out += [
+        "Widths per seed (separated by ·), all from the stored probes: under the study's "
+        "rule at its threshold they are the searches' answers; otherwise `w` where the probes "
+        "determine it, `>max` where every width up to the maximum fails, and `(a, b]` where "
+        "they do not: the width lies in that range (`(>a)`: above a), because the widths that "
+        "would decide it were never probed or their members' outcomes are unknown — a probe "
+        "stops training as soon as its own rule is decided. Nothing is extrapolated.",
+        "",
+    ]
+    if t.members > 1:
+        out += _table(
+            (
+                "task",
+                "model",
+                "N",
+                f"{t.rule} (the study's rule)",
+                f"{t.other} (from the stored probes)",
+            ),
+            t.rules,
+        )
+        out += [""]
+    else:
+        out += [f"One model per probe (K = 1): {t.rule} and {t.other} coincide.", ""]
+    study = data.spec.threshold
+    head = [f"{x:g}" + (" (the study's)" if x == study else "") for x in t.thresholds]
+    out += [
+        "### Threshold sensitivity",
+        "",
+        f"The minimal width each search would have found at other accuracy thresholds, under "
+        f"the study's rule ({t.rule}), replayed on the stored evaluation histories: training "
+        "is the same until it stops, so a member passes at t' at the first evaluation whose "
+        "periodic and confirmation accuracies are both ≥ t' (at the budget's end the "
+        "confirmation alone); where a confirmation was never computed the outcome is unknown.",
+        "",
+    ]
+    out += _table(("task", "model", "N", *head), [(*r[:3], *r[3]) for r in t.sensitivity])
+    out += [
+        "",
+        "### Training examples per trial",
+        "",
+        "Examples a member sees: at most the budget's steps × batch size; a probe stops "
+        "early once its rule is decided. For scale: Delétang et al. 2023 trained on 128M "
+        "examples (10^6 steps × batch 128), Zoology's MQAR presents 100k examples × 64 "
+        "epochs = 6.4M, W24's README runs 5M samples; B24's count (about 16M in issue 10) "
+        "is unverified.",
+        "",
+    ]
+    out += _table(
+        (
+            "N",
+            "budget per member (steps × batch)",
+            "members per probe K",
+            "seen per member: median (max)",
+        ),
+        [(n, f"{b:,}", k, seen) for n, b, k, seen in t.examples],
+    )
+    return out
 
 
 def _task_sections(data: ReportData, figures: Mapping[str, Sequence[str]]) -> list[str]:

@@ -22,6 +22,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -320,6 +321,7 @@ def report_json(data: ReportData, figures: dict[str, list[str]]) -> dict[str, An
         "incomplete": sum(x.status == "incomplete" for x in s.searches),
         "violations": s.violations,
         "trial_wall_s": data.trial_wall_s,
+        "protocol": None if data.protocol is None else asdict(data.protocol),
         "pairs": pairs,
         "figures": figures,
     }

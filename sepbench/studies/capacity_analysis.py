@@ -22,12 +22,15 @@ The one owner of capacity.md's definitions:
 
 Growth laws (:func:`compare_laws`): capacity.md asks T_recall vs S as SM24's exponential
 b·(a^S − 1) + c against a power law and a linear law, and T_forget vs S as linear (SM24)
-against a power law. The constant, linear and power fits are :func:`sepbench.theory.fit_growth`'s;
-the exponential is fitted here by profiling its rate r = ln a (for fixed r the law is linear
-in b and c: least squares; r by a bounded search of the residual sum of squares over
-r ∈ [1e−4, 50]/max S). All forms are scored on the same residuals in T-space with the same
-information criteria as ``fit_growth`` (AIC = n·ln(RSS/n) + 2k, k = parameters + 1; AICc when
-every form has n > k + 1). :attr:`LawComparison.decision` states in words what the data can
+against a power law. Every form is fitted here by least squares in T-space — the constant
+(the mean), the linear law (ordinary least squares), the power law (c, α from the log-log
+regression over the positive T, as the first width fits did) and the exponential, by profiling
+its rate r = ln a (for fixed r the law is linear in b and c: least squares; r by a bounded
+search of the residual sum of squares over r ∈ [1e−4, 50]/max S). These are measured points,
+not censored widths, so :func:`sepbench.theory.fit_growth` (interval-censored, log-space) is
+not the right model for them. All forms are scored on the same residuals with the same
+information criteria (AIC = n·ln(RSS/n) + 2k, k = parameters + 1; AICc when every form has
+n > k + 1). :attr:`LawComparison.decision` states in words what the data can
 and cannot decide (ΔAICc < 2 between two forms: not told apart).
 """
 
@@ -290,6 +293,34 @@ def fit_exponential(x: np.ndarray, y: np.ndarray) -> tuple[dict[str, float], flo
     return {"b": bb, "r": math.exp(g), "c": cc}, rss
 
 
+def _fit_simple(
+    form: str, x: np.ndarray, y: np.ndarray
+) -> tuple[dict[str, float], float, str] | None:
+    """Least squares of the constant, linear or power form: (params, RSS in T-space, formula);
+    None for a power law with fewer than 3 distinct S at positive T."""
+    ones = np.ones_like(x)
+    if form == "constant":
+        a = float(y.mean())
+        return {"a": a}, float(np.sum((y - a) ** 2)), f"T = {a:.4g}"
+    if form == "linear":
+        coef, *_ = np.linalg.lstsq(np.column_stack([ones, x]), y, rcond=None)
+        a, b = float(coef[0]), float(coef[1])
+        return {"a": a, "b": b}, float(np.sum((y - a - b * x) ** 2)), f"T = {a:.4g} {_signed(b)}·S"
+    if form != "power":
+        raise UserError(
+            f"unknown growth form {form!r}; known: constant, linear, power, exponential"
+        )
+    pos = y > 0
+    if len(np.unique(x[pos])) < 3:
+        return None
+    coef, *_ = np.linalg.lstsq(
+        np.column_stack([ones[pos], np.log(x[pos])]), np.log(y[pos]), rcond=None
+    )
+    c, alpha = math.exp(float(coef[0])), float(coef[1])
+    rss = float(np.sum((y - c * x**alpha) ** 2))
+    return {"c": c, "alpha": alpha}, rss, f"T = {c:.4g}·S^{alpha:.3f}"
+
+
 def min_points(forms: Sequence[str]) -> int:
     """Fewest points at which AICc is defined for every form: n > k + 1 with k = the form's
     parameters + 1 (the exponential has three parameters, the others at most two)."""
@@ -307,15 +338,16 @@ def compare_laws(
 
     Needs ≥ 3 distinct S (UserError otherwise). ``quantum``: a phrase on how the measured T
     are quantised (e.g. the doubling grid of L), repeated in the decision."""
-    from sepbench.theory import fit_growth
-
     xs = np.asarray(x, dtype=float)
     ys = np.asarray(y, dtype=float)
-    growth = fit_growth(xs, ys, n_boot=0)
+    if len(np.unique(xs)) < 3:
+        raise UserError(
+            f"need points at >= 3 distinct S to compare growth laws, got {len(np.unique(xs))}"
+        )
     n = len(xs)
     floor = n * (1e-9 * max(1.0, float(np.max(np.abs(ys))))) ** 2
     fits: dict[str, FormFit] = {}
-    notes = list(growth.notes)
+    notes: list[str] = []
     for form in forms:
         if form == "exponential":
             params, rss = fit_exponential(xs, ys)
@@ -324,16 +356,15 @@ def compare_laws(
                     "the exponential's rate sits at its search's lower bound: on these points "
                     "it degenerates to the linear form (b·r·S + c)"
                 )
-            aic, aicc = _criteria(rss, n, 3, floor)
             formula = f"T = {params['b']:.4g}·(e^({params['r']:.3g}·S) − 1) {_signed(params['c'])}"
-            fits[form] = FormFit(form, params, rss, aic, aicc, formula)
-            continue
-        law = growth.laws.get(form)
-        if law is None:
-            notes.append(f"{form} form omitted (fit_growth could not fit it)")
-            continue
-        formula = law.formula().replace("w =", "T =").replace("N", "S")
-        fits[form] = FormFit(form, dict(law.params), law.rss, law.aic, law.aicc, formula)
+        else:
+            fitted = _fit_simple(form, xs, ys)
+            if fitted is None:
+                notes.append(f"{form} form omitted: fewer than 3 distinct S with a positive T")
+                continue
+            params, rss, formula = fitted
+        aic, aicc = _criteria(rss, n, len(params), floor)
+        fits[form] = FormFit(form, params, rss, aic, aicc, formula)
     criterion = "AICc" if all(f.aicc is not None for f in fits.values()) else "AIC"
     if criterion == "AIC" and not any("AICc undefined" in note for note in notes):
         notes.append(f"AICc undefined with n = {n} points for some form; compared by AIC")

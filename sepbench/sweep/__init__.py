@@ -13,7 +13,8 @@ Modules: ``spec`` (study specs), ``plan`` (spec -> searches), ``search`` (the mi
 state machine), ``trial`` (a search's configuration; a trial, its key and seed), ``laws``
 (growth laws of budgets and fake probes), ``store`` (SQLite), ``executors`` (inline, local
 pool, Ray), ``probes`` (training and fake probes), ``runner`` (``run_study``), ``summary``
-(per-seed results, median/range rows), ``export`` (the flat tables as CSV / DataFrame).
+(per-seed results, median/range rows), ``replay`` (stored probes under another success
+rule or threshold), ``export`` (the flat tables as CSV / DataFrame).
 
 Names are imported on first use, so a pool worker (which needs only ``trial``, ``executors``
 and its probe) and ``sepbench --help`` do not pay for pydantic.

@@ -82,6 +82,8 @@ def plan_study(spec: StudySpec) -> list[SearchPlan]:
                         task_label=task_label,
                         model_label=model_label,
                         trainer=spec.trainer,
+                        restarts=spec.restarts,
+                        rule=spec.rule,
                     )
                     plans.append(SearchPlan(len(plans), config, grid, width.reprobes, previous))
     return plans

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -267,3 +267,56 @@ def bisection_left(history: Iterable[Observation], grid: Grid) -> int:
     lo = max(losses) if losses else grid.k_min - 1
     hi = min((k for k in wins if k > lo), default=lo + 2)
     return max(1, math.ceil(math.log2(max(2, hi - lo))))
+
+
+@dataclass(frozen=True)
+class Bracket:
+    """What known outcomes determine about a search's minimal width (:func:`determined`).
+
+    ``width``: the answer when ``exact`` (None when censored). Otherwise the minimal width
+    lies in ``(low, high]`` — ``low`` the highest width known to fail (None: none failed),
+    ``high`` the lowest width known to succeed above it (None: none did) — because the probes
+    that would decide it were not run, or their outcome under this criterion is unknown.
+    """
+
+    exact: bool
+    censored: bool
+    width: int | None
+    low: int | None
+    high: int | None
+    maximum: int
+
+    def text(self) -> str:
+        if self.censored:
+            return f">{self.maximum}"
+        if self.exact:
+            return str(self.width)
+        low = "0" if self.low is None else str(self.low)
+        return f"({low}, {self.high}]" if self.high is not None else f"(>{low})"
+
+
+def determined(outcomes: Mapping[int, bool | None], grid: Grid) -> Bracket:
+    """The minimal width that known outcomes determine, under the search's conventions.
+
+    ``outcomes``: per probed width, its (latest attempt's) outcome — True, False or None
+    (unknown). Success is taken to be monotone in width, and what contradicts it is settled as
+    the search settles it (successes below the highest failure are ignored). The answer is
+    exact when the lowest success above the highest failure is the next grid width (or the
+    grid's first), censored when the grid's maximum failed, and otherwise a bracket. With
+    the search's own outcomes this is the search's answer (:func:`next_probe`'s Done).
+    """
+    known = {grid.index(w): v for w, v in outcomes.items()}
+    fails = [k for k, v in known.items() if v is False]
+    lo = max(fails) if fails else None
+    wins = sorted(k for k, v in known.items() if v is True and (lo is None or k > lo))
+    floor = lo if lo is not None else grid.k_min - 1
+    top = grid.width(grid.k_max)
+    low = None if lo is None else grid.width(lo)
+    if wins:
+        hi = wins[0]
+        if hi - floor == 1:
+            return Bracket(True, False, grid.width(hi), low, grid.width(hi), top)
+        return Bracket(False, False, None, low, grid.width(hi), top)
+    if lo is not None and lo >= grid.k_max:
+        return Bracket(True, True, None, low, None, top)
+    return Bracket(False, False, None, low, None, top)

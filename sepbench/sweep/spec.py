@@ -11,6 +11,8 @@ hidden width at which training reaches the accuracy threshold (see :mod:`sepbenc
     seeds = 3                        # independent searches per cell: 3 = replicates 0, 1, 2
     threshold = 0.95                 # accuracy the confirmation evaluation must reach
     trainer = "single"               # single | ensemble (seeds at one width train batched)
+    restarts = 1                     # members per probe and learning rate (inner seeds)
+    rule = "best_of"                 # best_of | median: when a probe's members succeed
 
     [[tasks]]
     name = "index_lookup"
@@ -24,8 +26,9 @@ hidden width at which training reaches the accuracy threshold (see :mod:`sepbenc
     [budget]
     steps = 2000                     # training steps at the reference length
     batch_size = 64
-    lr = 3e-3
+    lr = 3e-3                        # or a grid: [1e-2, 3e-3, 1e-3] (one member per rate)
     scale = "linear"                 # constant | linear | sqrt | log (see Budget)
+    mixture = { fraction = 0.1 }     # optional: train on lengths [ceil(0.1 N), N], test at N
     options = { warmup = 100 }       # any other field of sepbench.training.Budget
 
     [width]
@@ -174,21 +177,76 @@ class ModelSpec(_Strict):
         return value
 
 
+class Mixture(_Strict):
+    """Training lengths drawn from a range ending at N (B24, DE23): each training batch has one
+    length, uniform over the task's valid lengths in ``[shortest(N), N]``; evaluation and
+    confirmation stay at exactly N. Give ``fraction`` (shortest = ⌈fraction·N⌉; an empty table
+    means B24's ``fraction = 0.1``) or ``min`` (a fixed shortest length, at most every N)."""
+
+    fraction: float | None = Field(default=None, gt=0, le=1)
+    min: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_fraction(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("fraction") is None and data.get("min") is None:
+            return {**data, "fraction": 0.1}
+        return data
+
+    @model_validator(mode="after")
+    def _one_of(self) -> Mixture:
+        if self.fraction is not None and self.min is not None:
+            raise ValueError("give fraction or min, not both")
+        return self
+
+    def shortest(self, length: int) -> int:
+        """The shortest training length at N = ``length``."""
+        if self.min is not None:
+            return self.min
+        assert self.fraction is not None
+        return max(1, math.ceil(self.fraction * length - 1e-9))
+
+
+def _learning_rates(value: Any) -> Any:
+    """A number > 0, or a non-empty list of distinct numbers > 0 (one member per rate); a list
+    of one is that number (so ``lr = [x]`` and ``lr = x`` are the same study)."""
+    rule = "must be a number > 0 or a non-empty list of them"
+    items = value if isinstance(value, list) else [value]
+    if not items:
+        raise ValueError(f"an empty list: {rule} (one member per learning rate)")
+    out = []
+    for item in items:
+        if (
+            isinstance(item, bool)
+            or not isinstance(item, int | float)
+            or not math.isfinite(item)
+            or item <= 0
+        ):
+            raise ValueError(f"{rule}, got {item!r}")
+        if float(item) in out:
+            raise ValueError(f"{item!r} appears twice")
+        out.append(float(item))
+    return out if len(out) > 1 else out[0]
+
+
 class Budget(_Strict):
     """The training budget of one trial, and the rule by which it grows with the length N.
 
     Steps at length N: ``ceil(steps * f(N) / f(N_ref))``, capped at ``steps_cap``, with
     ``f = 1`` (constant), ``N`` (linear), ``sqrt(N)`` (sqrt) or ``log2(max(N, 2))`` (log) and
     ``N_ref = reference_length`` (default: the study's smallest length). Batch size and learning
-    rate do not scale. ``options`` are passed to :class:`sepbench.training.Budget` unchanged.
+    rate do not scale. ``lr`` may be a list (a grid: every probe trains one member per rate
+    and restart). ``mixture`` draws training lengths from a range ending at N
+    (:class:`Mixture`). ``options`` are passed to :class:`sepbench.training.Budget` unchanged.
     """
 
     steps: int = Field(ge=1)
     batch_size: int = Field(ge=1)
-    lr: float = Field(gt=0)
+    lr: Annotated[float | list[float], PlainValidator(_learning_rates)]
     scale: Literal["constant", "linear", "sqrt", "log"] = "constant"
     reference_length: int | None = Field(default=None, ge=1)
     steps_cap: int | None = Field(default=None, ge=1)
+    mixture: Mixture | None = None
     options: dict[str, Scalar] = Field(default_factory=dict)
 
     @field_validator("options")
@@ -197,7 +255,18 @@ class Budget(_Strict):
         for key in ("max_steps", "batch_size", "lr"):
             if key in value:
                 raise ValueError(f"'{key}' is set by the budget itself, not by budget.options")
+        for key in ("min_length", "max_length", "eval_lengths"):
+            if key in value:
+                raise ValueError(
+                    f"'{key}' is not a study option: set budget.mixture (training lengths "
+                    "[shortest, N]; studies evaluate at N)"
+                )
         return value
+
+    @property
+    def lrs(self) -> list[float]:
+        """The learning rates, as a list (one for a single rate)."""
+        return list(self.lr) if isinstance(self.lr, list) else [float(self.lr)]
 
     def steps_at(self, length: int, reference: int) -> int:
         """The training steps of one trial at length ``length`` (see the class docstring;
@@ -211,11 +280,13 @@ class Budget(_Strict):
     def at(self, length: int, reference: int) -> TrialBudget:
         """The budget of every trial at length ``length`` (``reference``: the study's
         smallest length), in the form trial keys hash."""
+        rates = self.lrs
         return TrialBudget(
             steps=self.steps_at(length, reference),
             batch_size=self.batch_size,
-            lr=float(self.lr),
+            lr=rates[0] if len(rates) == 1 else tuple(rates),
             options=dict(sorted(self.options.items())),
+            min_length=self.mixture.shortest(length) if self.mixture else 0,
         )
 
 
@@ -256,6 +327,14 @@ class StudySpec(_Strict):
     """The study kind: ``width`` (this class: the minimal-width search). Other kinds (a grid of
     evaluations per trained model, e.g. ``capacity``) have their own spec classes in
     :mod:`sepbench.studies`; :func:`sepbench.studies.load_study` picks the class by this key."""
+    restarts: int = Field(default=1, ge=1)
+    """Members per probe and learning rate: restart 0 trains with the trial's seed, restart
+    r ≥ 1 with ``derive_seed(trial seed, "restart", r)``. A probe trains K = restarts ×
+    len(budget.lr) members as one batched ensemble."""
+    rule: Literal["best_of", "median"] = "best_of"
+    """When a probe's K members succeed (:mod:`sepbench.rules`): ``best_of`` when any passes
+    confirmation, ``median`` when at least half do. The search decides by it; the report
+    shows what the stored probes determine under the other rule too."""
     executor: ExecutorSpec = Field(default_factory=ExecutorSpec)
 
     @field_validator("name")
@@ -303,6 +382,14 @@ class StudySpec(_Strict):
                     raise ValueError(
                         f"lengths[{j}] = {n} does not suit tasks[{i}]: {exc}"
                     ) from None
+        mixture = self.budget.mixture
+        if mixture is not None and mixture.min is not None:
+            for j, n in enumerate(self.lengths):
+                if mixture.min > n:
+                    raise ValueError(
+                        f"budget.mixture.min: {mixture.min} is above lengths[{j}] = {n}; the "
+                        "training lengths [min, N] must lie in 1..N"
+                    )
         for what, labels in (
             ("tasks", [lbl for _, lbl in self.task_labels()]),
             ("models", [lbl for _, lbl in self.model_labels()]),
@@ -321,6 +408,11 @@ class StudySpec(_Strict):
         names = [m.family for m in self.models]
         return [(m, m.label or _auto_label(m.family, m.options, names)) for m in self.models]
 
+    @property
+    def members(self) -> int:
+        """K, the members every probe trains: restarts × learning rates."""
+        return self.restarts * len(self.budget.lrs)
+
     def width_for(self, model: ModelSpec) -> WidthSearch:
         return model.width or self.width
 
@@ -334,6 +426,9 @@ class StudySpec(_Strict):
         for key, default in _LATER_KEYS.items():
             if data.get(key) == default:
                 del data[key]
+        for key, default in _LATER_BUDGET_KEYS.items():
+            if data["budget"].get(key) == default:
+                del data["budget"][key]
         for width in [data["width"], *(m.get("width") for m in data["models"])]:
             for key, default in _LATER_WIDTH_KEYS.items():
                 if isinstance(width, dict) and width.get(key) == default:
@@ -374,7 +469,13 @@ def validated(cls: type[_M], data: Any, source: str) -> _M:
 
 
 _M = TypeVar("_M", bound=BaseModel)
-_LATER_KEYS: dict[str, Any] = {"trainer": "single", "kind": "width"}
+_LATER_KEYS: dict[str, Any] = {
+    "trainer": "single",
+    "kind": "width",
+    "restarts": 1,
+    "rule": "best_of",
+}
+_LATER_BUDGET_KEYS: dict[str, Any] = {"mixture": None}
 _LATER_WIDTH_KEYS: dict[str, Any] = {"per_octave": 0, "start": "min"}
 
 

@@ -48,21 +48,57 @@ def derive_seed(*parts: Any) -> int:
 @dataclass(frozen=True)
 class TrialBudget:
     """The study's budget resolved for one length (``spec.Budget.at``): training steps, batch
-    size, learning rate and the other fields of :class:`sepbench.training.Budget` the study
-    sets. Its fields, as given, are part of every trial key."""
+    size, learning rate (a number, or a tuple: one member per rate), the other fields of
+    :class:`sepbench.training.Budget` the study sets, and the shortest training length of a
+    length mixture (0: none). Its fields are part of every trial key (:meth:`identity`)."""
 
     steps: int
     batch_size: int
-    lr: float
+    lr: float | tuple[float, ...]
     options: dict[str, Any] = field(default_factory=dict)
+    min_length: int = 0
+
+    @property
+    def lrs(self) -> tuple[float, ...]:
+        """The learning rates, one per member of a restart."""
+        return self.lr if isinstance(self.lr, tuple) else (self.lr,)
+
+    def identity(self) -> dict[str, Any]:
+        """What trial keys hash: every field, ``min_length`` only when a mixture sets it (keys
+        written before mixtures existed stay valid)."""
+        data = asdict(self)
+        if isinstance(self.lr, tuple):
+            data["lr"] = list(self.lr)
+        if not self.min_length:
+            del data["min_length"]
+        return data
 
     def for_trainer(self) -> Budget:
         """The trainer's :class:`sepbench.training.Budget` (validated: a UserError names a bad
-        field)."""
+        field), with the first learning rate (the probe gives each member its own)."""
         from sepbench.training.config import Budget
 
-        fields = {"max_steps": self.steps, "batch_size": self.batch_size, "lr": self.lr}
+        fields = {"max_steps": self.steps, "batch_size": self.batch_size, "lr": self.lrs[0]}
+        if self.min_length:
+            fields["min_length"] = self.min_length
         return Budget.from_dict({**fields, **self.options})
+
+
+@dataclass(frozen=True)
+class MemberSpec:
+    """One member of a probe: its index, restart, learning rate and training seed."""
+
+    index: int
+    restart: int
+    lr: float
+    seed: int
+
+
+def member_seed(seed: int, restart: int) -> int:
+    """The training seed of restart ``restart`` of a trial with seed ``seed``: the trial's own
+    seed for restart 0 (so a one-member probe is the trial as it always was), else
+    ``derive_seed(seed, "restart", restart)``."""
+    return seed if restart == 0 else derive_seed(seed, "restart", restart)
 
 
 @dataclass(frozen=True)
@@ -87,12 +123,17 @@ class SearchConfig:
     """``single`` (one ``training.fit``) or ``ensemble`` (``training.train`` of a batched
     ensemble, possibly with the other seeds probing the same width); see
     ``StudySpec.trainer``."""
+    restarts: int = 1
+    """Members per learning rate (``StudySpec.restarts``)."""
+    rule: str = "best_of"
+    """When the members succeed (``StudySpec.rule``, :mod:`sepbench.rules`)."""
 
     def identity(self) -> dict[str, Any]:
         """The configuration the search key hashes (no labels: they only name things).
 
-        ``trainer`` is included only when it is not the default ``single`` (so trial keys
-        written before it existed stay valid).
+        ``trainer``, ``restarts`` and ``rule`` are included only when they differ from their
+        defaults (``single``, 1, ``best_of``), and the budget's mixture only when set (see
+        :meth:`TrialBudget.identity`), so trial keys written before they existed stay valid.
         """
         config = {
             "task": {"name": self.task, "params": self.task_params},
@@ -100,12 +141,21 @@ class SearchConfig:
             "length": self.length,
             "replicate": self.replicate,
             "threshold": self.threshold,
-            "budget": asdict(self.budget),
+            "budget": self.budget.identity(),
             "study_seed": self.study_seed,
         }
         if self.trainer != "single":
             config["trainer"] = self.trainer
+        if self.restarts != 1:
+            config["restarts"] = self.restarts
+        if self.rule != "best_of":
+            config["rule"] = self.rule
         return config
+
+    @property
+    def size(self) -> int:
+        """K, the members of every probe: restarts × learning rates."""
+        return self.restarts * len(self.budget.lrs)
 
     @cached_property
     def key(self) -> str:
@@ -139,6 +189,17 @@ class TrialSpec:
     @property
     def search_key(self) -> str:
         return self.search.key
+
+    def members(self) -> list[MemberSpec]:
+        """The probe's K members, restart-major: restart r and learning rate j is member
+        ``r · len(lrs) + j``. The members of one restart share a seed (their data and initial
+        weights), so the rates are compared on the same draws."""
+        rates = self.search.budget.lrs
+        return [
+            MemberSpec(r * len(rates) + j, r, lr, member_seed(self.seed, r))
+            for r in range(self.search.restarts)
+            for j, lr in enumerate(rates)
+        ]
 
     def config(self) -> dict[str, Any]:
         """The full canonical configuration (what the key hashes)."""

@@ -28,6 +28,7 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "dyck": ("dyck", "Dyck"),
     "dyck_next": ("dyck", "DyckNext"),
     "string_equality": ("strings", "StringEquality"),
+    "string_equality_lm": ("strings", "StringEqualityLM"),
     "disjointness": ("strings", "Disjointness"),
     "nearest_neighbor": ("nearest_neighbor", "NearestNeighbor"),
     "is_tree": ("is_tree", "IsTree"),

@@ -1,6 +1,8 @@
-"""Two-party string problems: string equality and set disjointness (B24 §5).
+"""Two-party string problems: string equality (also as next-character prediction) and set
+disjointness (B24 §5).
 
-Both read two halves of N symbols separated by ``|`` and answer at the last position. They are
+The decision tasks read two halves of N symbols separated by ``|`` and answer at the last
+position (:class:`StringEqualityLM` is the dense-supervision variant of equality). They are
 the communication-complexity problems behind B24's lower bounds: a one-pass RNN must carry the
 first half across the separator (m·p ≥ N/2, Thm 11), and a one-layer Transformer's attention
 is a cheap protocol (3m(p + log2 N)H ≥ N, Thm 12); two layers solve both with O(log N) width
@@ -15,6 +17,7 @@ import numpy as np
 
 from sepbench.errors import UserError
 from sepbench.tasks.base import (
+    IGNORE,
     Batch,
     Param,
     Task,
@@ -159,6 +162,64 @@ def _swap_negatives(
         done, i, j = todo[ok], i[ok], j[ok]
         y[done, i], y[done, j] = x[done, j], x[done, i]
         todo = todo[~ok]
+
+
+class StringEqualityLM(Task):
+    """String equality as next-character prediction: ``s{x1} … s{xN} | s{x1} … s{xN}``, every
+    character after ``|`` predicted from the ones before (dense supervision).
+
+    The rows are the strings of the language {x | x : x ∈ alphabet^N}, x uniform. A language
+    model of it can predict nothing in the first half (x is uniform) and everything after the
+    separator: at the separator and at each copied symbol the target is the next symbol of the
+    copy (``targets[t] = inputs[t + 1]`` for t = N … 2N − 1; N targets, x1 … xN). Sequence
+    accuracy = the whole copy predicted, which is what deciding equality symbol by symbol
+    needs. This is sepbench's formulation of B24's dense-supervision equality task (its exact
+    format is not verified here).
+
+    A recurrent model's state after the separator must determine x (it predicts all of it
+    from there): at least N·log2 k bits, as in B24 Thm 11's argument. B24 Thm 12's one-layer
+    Transformer lower bound does not carry over — fetching x_{j+1} is a lookup by position,
+    as in index lookup — so the theory catalogue does not judge this task with the
+    string_equality results.
+
+    N = the length of each half; token length 2N + 1; prompt N + 1 (up to the separator).
+    """
+
+    name = "string_equality_lm"
+    summary = "x | x: after the separator, predict each next character of the copy"
+    source = "B24 §6 (dense-supervision variant of string equality; RNN bound as Thm 11)"
+    length_meaning = "symbols in each half (token length 2N + 1)"
+    params_spec = (int_param("alphabet", 2, "alphabet size k (symbols s0 … s{k-1})", 2, (3, 5)),)
+    test_lengths = (1, 16)
+
+    def _build_vocab(self) -> Sequence[str]:
+        k = self.params["alphabet"]
+        return [self.pad_token, *(f"s{i}" for i in range(k)), "|"]
+
+    def check_length(self, length: int) -> None:
+        check_int_length(self.name, length, 1, "symbols in each half")
+
+    def max_tokens(self, length: int) -> int:
+        return 2 * length + 1
+
+    def _generate(self, length: int, batch_size: int, rng: np.random.Generator) -> Batch:
+        k = self.params["alphabet"]
+        sym0, sep = 1, 1 + k
+        x = rng.integers(0, k, size=(batch_size, length), dtype=np.int64) + sym0
+        inputs = np.empty((batch_size, 2 * length + 1), dtype=np.int64)
+        inputs[:, :length] = x
+        inputs[:, length] = sep
+        inputs[:, length + 1 :] = x
+        targets = np.full(inputs.shape, IGNORE, dtype=np.int64)
+        targets[:, length : 2 * length] = x
+        lengths = np.full(batch_size, 2 * length + 1, dtype=np.int64)
+        return Batch(inputs, targets, lengths, np.full(batch_size, length + 1, dtype=np.int64))
+
+    def solve(self, tokens: Sequence[str]) -> list[str]:
+        left, right = _split(self.name, tokens)
+        if left != right:
+            raise UserError(f"{self.name}: a row of this language repeats its first half")
+        return left
 
 
 class Disjointness(Task):

@@ -8,7 +8,9 @@
 
 * :func:`train` — the one training loop: a model's E members at once (a plain model is an
   ensemble of one; ``models.build_ensemble`` gives E seeds as one batched module), returning
-  an :class:`EnsembleOutcome` (each member's :class:`TrialResult` and model);
+  an :class:`EnsembleOutcome` (each member's :class:`TrialResult` and model), with a peak
+  learning rate per member (``lrs``) and members that stop together (``groups``,
+  :class:`StopGroup`: a quorum, the study's success rules);
   :func:`fit` — one model, its :class:`TrialResult` (plain data, ``asdict``-able).
 * :func:`evaluate` (teacher forced), :func:`evaluate_generation` (greedy decoding of trace
   tasks, with the task's retriever in the loop for ``rag`` models), :func:`score_generation`
@@ -27,7 +29,7 @@ only the supervised positions, and small models run on one intra-op thread (:mod
 from __future__ import annotations
 
 from sepbench.training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from sepbench.training.config import STREAMS, Budget, TrialResult, stream
+from sepbench.training.config import STREAMS, Budget, StopGroup, TrialResult, stream
 from sepbench.training.fit import (
     EnsembleOutcome,
     Progress,
@@ -53,6 +55,7 @@ __all__ = [
     "GenerationMetrics",
     "Metrics",
     "Progress",
+    "StopGroup",
     "TrialResult",
     "evaluate",
     "evaluate_generation",

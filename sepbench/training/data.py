@@ -9,6 +9,12 @@ Every row is still a fresh sample, used once. The chunk size is a function of th
 and the task's token length only (:func:`chunk_steps`), so the data of a trial depend on
 (task, length, batch size, seed) alone, and an ensemble member sees exactly ``fit``'s batches.
 
+With a length mixture (``Budget.min_length`` / ``max_length``) every training batch has one
+length, drawn uniformly from the task's valid lengths in the range (:func:`training_lengths`);
+a chunk first draws its batches' lengths, then one ``task.sample`` call per distinct length.
+Held-out rows "in distribution" (``Budget.eval_lengths = "train"``) each get their own length
+(:func:`sample_rows`), right-padded to the longest.
+
 Batches become tensors with ``torch.from_numpy`` (zero-copy) plus the flat indices of the
 supervised positions, so the loss reads only those rows of the logits (a single-answer task
 supervises one position in T). Optionally (:class:`Prefetcher`) the next batches are produced by
@@ -27,6 +33,7 @@ from typing import Generic, TypeVar
 import numpy as np
 import torch
 
+from sepbench.errors import UserError
 from sepbench.tasks import IGNORE, Task
 
 T = TypeVar("T")
@@ -155,21 +162,57 @@ def chunk_steps(batch_size: int, tokens: int) -> int:
     return max(1, rows // batch_size)
 
 
+def training_lengths(task: Task, lo: int, hi: int) -> list[int]:
+    """The lengths in ``[lo, hi]`` at which ``task`` can be sampled (``task.check_length``), in
+    increasing order. A UserError when the range is empty or starts below 1, or when the task
+    refuses ``hi`` itself (its own message: e.g. beyond its ``max_length``) — lengths inside
+    the range that the task refuses (odd ones for Dyck) are left out."""
+    if lo < 1 or lo > hi:
+        raise UserError(f"training lengths [{lo}, {hi}]: need 1 <= shortest <= longest")
+    task.check_length(hi)
+    valid = []
+    for n in range(lo, hi + 1):
+        try:
+            task.check_length(n)
+        except ValueError:
+            continue
+        valid.append(n)
+    if not valid:
+        raise UserError(f"task '{task.name}' accepts no length in [{lo}, {hi}]")
+    return valid
+
+
 class ChunkedSampler:
     """Consecutive training batches of one stream, drawn ``chunk_steps`` batches at a time.
 
-    Each batch is trimmed to its own longest row (trace tasks vary in length).
+    Each batch is trimmed to its own longest row (trace tasks vary in length). With
+    ``lengths`` (more than one), each batch's length is drawn uniformly from them: a chunk
+    draws its ``steps`` lengths first, then the rows of each distinct length (increasing) in
+    one ``task.sample`` call, handed out in the drawn order.
     """
 
-    def __init__(self, task: Task, length: int, batch_size: int, rng: np.random.Generator) -> None:
+    def __init__(
+        self,
+        task: Task,
+        length: int,
+        batch_size: int,
+        rng: np.random.Generator,
+        lengths: Sequence[int] | None = None,
+    ) -> None:
         self.task, self.length, self.batch_size, self.rng = task, length, batch_size, rng
-        self.steps = chunk_steps(batch_size, task.max_tokens(length))
+        mixed = lengths is not None and list(lengths) != [length]
+        self.lengths = np.asarray(lengths, dtype=np.int64) if mixed else None
+        top = length if self.lengths is None else int(self.lengths.max())
+        self.steps = chunk_steps(batch_size, task.max_tokens(top))
         self._inputs = np.empty((0, 0), dtype=np.int64)
         self._targets = self._inputs
         self._lengths = np.empty(0, dtype=np.int64)
+        self._batches: list[tuple[np.ndarray, np.ndarray]] = []
         self._next = self.steps
 
     def next(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.lengths is not None:
+            return self._next_mixed()
         if self._next == self.steps:
             b = self.task.sample(self.length, self.steps * self.batch_size, rng=self.rng)
             self._inputs, self._targets, self._lengths = b.inputs, b.targets, b.lengths
@@ -179,6 +222,47 @@ class ChunkedSampler:
         width = int(self._lengths[rows].max())
         return self._inputs[rows, :width], self._targets[rows, :width]
 
+    def _next_mixed(self) -> tuple[np.ndarray, np.ndarray]:
+        assert self.lengths is not None
+        if self._next == self.steps:
+            picks = self.lengths[self.rng.integers(0, self.lengths.size, size=self.steps)]
+            slots: list[tuple[np.ndarray, np.ndarray] | None] = [None] * self.steps
+            bs = self.batch_size
+            for n in np.unique(picks):
+                at = np.flatnonzero(picks == n)
+                b = self.task.sample(int(n), at.size * bs, rng=self.rng)
+                for j, slot in enumerate(at):
+                    rows = slice(j * bs, (j + 1) * bs)
+                    width = int(b.lengths[rows].max())
+                    slots[slot] = (b.inputs[rows, :width], b.targets[rows, :width])
+            self._batches = [s for s in slots if s is not None]
+            self._next = 0
+        batch = self._batches[self._next]
+        self._next += 1
+        return batch
+
+
+def sample_rows(
+    task: Task, lengths: Sequence[int], count: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` held-out rows whose lengths are drawn uniformly (row by row) from
+    ``lengths``: one ``task.sample`` call per distinct length (increasing), rows in the drawn
+    order, right-padded (PAD / IGNORE) to the longest row."""
+    options = np.asarray(lengths, dtype=np.int64)
+    picks = options[rng.integers(0, options.size, size=count)]
+    parts: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    for n in np.unique(picks):
+        at = np.flatnonzero(picks == n)
+        b = task.sample(int(n), at.size, rng=rng)
+        parts[int(n)] = (at, b.inputs, b.targets)
+    width = max(int(x.shape[1]) for _, x, _ in parts.values())
+    inputs = np.full((count, width), task.pad_id, dtype=np.int64)
+    targets = np.full((count, width), IGNORE, dtype=np.int64)
+    for at, x, y in parts.values():
+        inputs[at, : x.shape[1]] = x
+        targets[at, : y.shape[1]] = y
+    return inputs, targets
+
 
 def train_stream(
     task: Task,
@@ -187,9 +271,11 @@ def train_stream(
     rngs: Sequence[np.random.Generator],
     device: torch.device,
     ensemble: bool,
+    lengths: Sequence[int] | None = None,
 ) -> Callable[[], Prepared]:
-    """A maker of training batches: one per call, from each generator of ``rngs``."""
-    samplers = [ChunkedSampler(task, length, batch_size, rng) for rng in rngs]
+    """A maker of training batches: one per call, from each generator of ``rngs`` (each
+    batch's length drawn from ``lengths`` when given, see :class:`ChunkedSampler`)."""
+    samplers = [ChunkedSampler(task, length, batch_size, rng, lengths) for rng in rngs]
     if ensemble:
 
         def make() -> Prepared:

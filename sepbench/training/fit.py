@@ -23,6 +23,15 @@ beside it. A model without a retriever (every family but ``rag``) trains and is 
 write; a ``rag`` model gets them from the retriever, in training (unsupervised) and in
 generation.
 
+Members may differ in their peak learning rate (``lrs``: the budget's warm-up and cosine
+schedule scaled to each; :class:`MemberAdamW` steps stacked parameters with one rate per
+member) and may stop together (``groups``, :class:`~sepbench.training.config.StopGroup`: a
+group stops as soon as its quorum of members reached, or can no longer reach, the threshold —
+the study's ``best_of`` and ``median`` rules). With a length mixture (``Budget.min_length`` /
+``max_length``) each training batch has one length drawn from the training range, while
+evaluation and confirmation stay at the trial's length N (``Budget.eval_lengths = "exact"``)
+or are drawn over the training range (``"train"``).
+
 The reported accuracies always come from the confirmation set, so two trials with the same seed
 are measured on the same held-out examples. The reported training loss is the mean of the
 member's step losses since the previous evaluation (summed in float32 on the device, divided in
@@ -42,11 +51,19 @@ import numpy as np
 import torch
 from torch import nn
 
+from sepbench import rules
 from sepbench.errors import UserError
 from sepbench.models.ensemble import Ensemble
 from sepbench.tasks import Task
 from sepbench.training import data as data_mod
-from sepbench.training.config import Budget, TrialResult, check_seed, stream, torch_seed
+from sepbench.training.config import (
+    Budget,
+    StopGroup,
+    TrialResult,
+    check_seed,
+    stream,
+    torch_seed,
+)
 from sepbench.training.generate import score_generation, task_for
 from sepbench.training.metrics import (
     GENERATION,
@@ -157,6 +174,61 @@ def make_optimizer(params: Sequence[nn.Parameter], budget: Budget) -> torch.opti
     )
 
 
+class MemberAdamW:
+    """AdamW over stacked parameters ``[E, ...]`` with one learning rate per member.
+
+    ``torch.optim.AdamW`` takes one rate per parameter group, and an ensemble's parameters
+    hold every member in one tensor. AdamW is elementwise and linear in the rate at the two
+    places it enters — the decoupled decay ``p ← p·(1 − lr·wd)`` and the step
+    ``p ← p − (lr / (1 − β1^t)) · m / (√(v / (1 − β2^t)) + ε)`` — so member e's slice is
+    updated with its own rate by broadcasting a per-member factor ``[E, 1, …]``. The factors
+    are computed in float64 per member and rounded once, and the operations follow torch's
+    foreach AdamW (lerp for m, addcmul for v; the step divides the denominator by the step
+    size, as torch's capturable path does), so member e moves as ``AdamW(lr=lr_e)`` would move
+    it alone, up to floating-point rounding (a test checks 20 steps to 1e-5).
+    """
+
+    def __init__(self, params: Sequence[nn.Parameter], budget: Budget, members: int) -> None:
+        self.params: list[torch.Tensor] = list(params)
+        self.members = members
+        self.beta1, self.beta2 = budget.beta1, budget.beta2
+        self.weight_decay = budget.weight_decay
+        self.eps = 1e-8  # torch.optim.AdamW's default, which make_optimizer keeps
+        self.exp_avg = [torch.zeros_like(p) for p in self.params]
+        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
+        self.t = 0
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for p in self.params:
+            p.grad = None
+
+    def _factor(self, values: Sequence[float], like: torch.Tensor) -> list[torch.Tensor]:
+        col = torch.tensor(values, dtype=like.dtype, device=like.device)
+        return [col.view(self.members, *([1] * (p.dim() - 1))) for p in self.params]
+
+    @torch.no_grad()
+    def step(self, lrs: Sequence[float]) -> None:
+        """One AdamW step, member e with rate ``lrs[e]``."""
+        if any(p.grad is None for p in self.params):
+            raise RuntimeError("MemberAdamW: every stacked parameter needs a gradient")
+        grads = [p.grad for p in self.params if p.grad is not None]
+        self.t += 1
+        like = self.params[0]
+        if self.weight_decay:
+            decay = self._factor([1 - lr * self.weight_decay for lr in lrs], like)
+            torch._foreach_mul_(self.params, decay)
+        torch._foreach_lerp_(self.exp_avg, grads, 1 - self.beta1)
+        torch._foreach_mul_(self.exp_avg_sq, self.beta2)
+        torch._foreach_addcmul_(self.exp_avg_sq, grads, grads, 1 - self.beta2)
+        bias1 = 1 - self.beta1**self.t
+        bias2_sqrt = (1 - self.beta2**self.t) ** 0.5
+        denom = torch._foreach_sqrt(self.exp_avg_sq)
+        torch._foreach_div_(denom, bias2_sqrt)
+        torch._foreach_add_(denom, self.eps)
+        torch._foreach_div_(denom, self._factor([-lr / bias1 for lr in lrs], like))
+        torch._foreach_addcdiv_(self.params, self.exp_avg, denom)
+
+
 def _record(step: int, train_loss: float, m: Metrics, kind: str) -> dict[str, Any]:
     return {
         "step": step,
@@ -258,6 +330,8 @@ class _Member:
     seed: int
     budget: Budget
     config: dict[str, Any]
+    lengths: list[int]
+    """The training lengths (``[length]`` without a mixture)."""
     eval_rng: np.random.Generator = field(init=False)
     _confirm: tuple[np.ndarray, np.ndarray] | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -265,15 +339,18 @@ class _Member:
     def __post_init__(self) -> None:
         self.eval_rng = stream(self.seed, "eval")
 
-    def eval_batch(self) -> tuple[np.ndarray, np.ndarray]:
-        b = self.task.sample(self.length, self.budget.eval_batch, rng=self.eval_rng)
+    def _held_out(self, count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        if self.budget.eval_lengths == "train":
+            return data_mod.sample_rows(self.task, self.lengths, count, rng)
+        b = self.task.sample(self.length, count, rng=rng)
         return b.inputs, b.targets
+
+    def eval_batch(self) -> tuple[np.ndarray, np.ndarray]:
+        return self._held_out(self.budget.eval_batch, self.eval_rng)
 
     def confirm_batch(self) -> tuple[np.ndarray, np.ndarray]:
         if self._confirm is None:
-            rng = stream(self.seed, "confirm")
-            b = self.task.sample(self.length, self.budget.confirm_batch, rng=rng)
-            self._confirm = (b.inputs, b.targets)
+            self._confirm = self._held_out(self.budget.confirm_batch, stream(self.seed, "confirm"))
         return self._confirm
 
     def confirm(self, model: nn.Module) -> Metrics:
@@ -340,6 +417,8 @@ def train(
     seeds: Sequence[int],
     threshold: float = 0.99,
     *,
+    lrs: Sequence[float] | None = None,
+    groups: Sequence[StopGroup] | None = None,
     device: str | torch.device | None = None,
     callback: Callback | None = None,
     prefetch: bool | None = None,
@@ -354,6 +433,15 @@ def train(
     ``seeds[i]`` (:mod:`sepbench.training.config`), so it sees exactly the data it would see
     trained alone. Each member's loss is its own mean cross-entropy and its gradient is clipped
     on its own, so AdamW (elementwise) updates it as if it were alone.
+
+    ``lrs``: one peak learning rate per member (default: ``budget.lr`` for all); member i
+    follows the budget's schedule with ``lr = lrs[i]`` — it trains as ``fit`` with
+    ``replace(budget, lr=lrs[i])`` would, and its result records that budget. Different rates
+    need an ensemble (:class:`MemberAdamW`); equal ones use torch's AdamW.
+
+    ``groups``: members that stop together (:class:`~sepbench.training.config.StopGroup`;
+    default: every member alone, quorum 1). When a group is decided — its quorum reached the
+    threshold, or can no longer — its members still training stop with ``stop = "decided"``.
 
     Schedule (the module docstring); a member that reaches the threshold (confirmed) or
     diverges stops: its result and snapshot are taken at that step and its loss is masked to
@@ -378,8 +466,13 @@ def train(
     if isinstance(seeds, int | str) or len(seeds) != count:
         raise UserError(f"train: give one seed per member ({count}), got {seeds!r}")
     seeds = [check_seed(s) for s in seeds]
+    rates = _member_rates(lrs, budget, count)
+    budgets = [budget if r == budget.lr else replace(budget, lr=r) for r in rates]
+    stop_groups = _stop_groups(groups, count)
     threshold = check_threshold(threshold)
     task.check_length(length)
+    lo, hi = budget.length_range(length)
+    lengths = data_mod.training_lengths(task, lo, hi) if budget.mixed else [length]
     dev = resolve_device(device, model)
     model.to(dev)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -395,12 +488,13 @@ def train(
             task,
             length,
             s,
-            budget,
-            trial_config(task, length, model_config(members.member(i)), budget, threshold),
+            budgets[i],
+            trial_config(task, length, model_config(members.member(i)), budgets[i], threshold),
+            lengths,
         )
         for i, s in enumerate(seeds)
     ]
-    tokens = count * budget.batch_size * task.max_tokens(length)
+    tokens = count * budget.batch_size * task.max_tokens(max(lengths))
     threads = model_threads(model, tokens, dev, threads)
     make = data_mod.train_stream(
         task,
@@ -409,11 +503,16 @@ def train(
         [stream(s, "train") for s in seeds],
         dev,
         ensemble=members.stacked,
+        lengths=lengths,
     )
-    optimizer = make_optimizer(params, budget)
+    per_member = len(set(rates)) > 1
+    optimizer: torch.optim.Optimizer | MemberAdamW = (
+        MemberAdamW(params, budget, count) if per_member else make_optimizer(params, budgets[0])
+    )
     results: list[TrialResult | None] = [None] * count
     snapshots: list[nn.Module | None] = [None] * count
     active = np.ones(count, dtype=bool)
+    undecided = list(stop_groups)
     start = time.perf_counter()
 
     def finish(i: int, m: Metrics, snapshot: nn.Module, steps: int, stop: str) -> None:
@@ -427,6 +526,19 @@ def train(
             stopped = int((~active).sum())
             callback(Progress(step, budget.max_steps, loss, m, kind, member, stopped))
 
+    def settle(step: int, latest: dict[int, Metrics]) -> None:
+        """Stop the members of every group decided by now (``latest``: this step's metrics)."""
+        for group in list(undecided):
+            stops = [r.stop for r in (results[i] for i in group.members) if r is not None]
+            passed = sum(x == "reached" for x in stops)
+            failed = sum(x in ("budget", "diverged") for x in stops)
+            if rules.decide(passed, failed, len(group.members), group.quorum) is None:
+                continue
+            undecided.remove(group)
+            for i in group.members:
+                if active[i]:
+                    finish(i, latest[i], members.member(i), step, "decided")
+
     with (
         thread_scope(threads),
         seeded_torch(seeds[0], dev),
@@ -437,22 +549,27 @@ def train(
         loss_sum = torch.zeros(count, device=dev)
         since = 0
         for step in range(1, budget.max_steps + 1):
-            lr = budget.lr_at(step - 1)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            per_member = members.losses(batch=batches.next())  # [E], or 0-dim for a plain model
-            if per_member.dim() == 0:
-                loss = per_member
+            if isinstance(optimizer, MemberAdamW):
+                step_rates = [b.lr_at(step - 1) for b in budgets]
+            else:
+                for group in optimizer.param_groups:
+                    group["lr"] = budgets[0].lr_at(step - 1)
+            per_member_loss = members.losses(batch=batches.next())  # [E], or 0-dim (plain)
+            if per_member_loss.dim() == 0:
+                loss = per_member_loss
             elif mask is None:
-                loss = per_member.sum()
+                loss = per_member_loss.sum()
             else:  # stopped members contribute nothing
-                loss = torch.where(mask, per_member, 0.0).sum()
+                loss = torch.where(mask, per_member_loss, 0.0).sum()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if budget.grad_clip > 0:
                 members.clip_(params, budget.grad_clip)
-            optimizer.step()
-            loss_sum += per_member.detach()
+            if isinstance(optimizer, MemberAdamW):
+                optimizer.step(step_rates)
+            else:
+                optimizer.step()
+            loss_sum += per_member_loss.detach()
             since += 1
             last = step == budget.max_steps
             if step % budget.eval_every and not last:
@@ -460,6 +577,7 @@ def train(
             train_losses = [float(x) / since for x in loss_sum.tolist()]
             loss_sum.zero_()
             since = 0
+            latest: dict[int, Metrics] = {}
             for i in map(int, np.flatnonzero(active)):
                 if not math.isfinite(train_losses[i]):
                     snapshot = members.member(i)
@@ -472,6 +590,7 @@ def train(
                 confirmable: list[int] = []
                 for i in candidates:
                     m = to_metrics(totals[i])
+                    latest[i] = m
                     trials[i].history.append(_record(step, train_losses[i], m, "eval"))
                     report(step, train_losses[i], m, "eval", i)
                     if m.sequence_accuracy >= threshold:
@@ -480,12 +599,15 @@ def train(
             for i in candidates:
                 snapshot = members.member(i)
                 final = trials[i].confirm(snapshot)
+                latest[i] = final
                 trials[i].history.append(_record(step, train_losses[i], final, "confirm"))
                 if final.sequence_accuracy >= threshold:
                     finish(i, final, snapshot, step, "reached")
                 elif last:
                     finish(i, final, snapshot, step, "budget")
                 report(step, train_losses[i], final, "confirm", i)
+            if undecided and not last:
+                settle(step, latest)
             if not active.any():
                 break
             if not active.all():
@@ -494,6 +616,47 @@ def train(
     kept = [s for s in snapshots if s is not None]
     assert len(done) == count and len(kept) == count
     return EnsembleOutcome(done, kept)
+
+
+def _member_rates(lrs: Sequence[float] | None, budget: Budget, count: int) -> list[float]:
+    """One validated peak learning rate per member (default: the budget's)."""
+    if lrs is None:
+        return [budget.lr] * count
+    if isinstance(lrs, int | float | str) or len(lrs) != count:
+        raise UserError(f"train: give one learning rate per member ({count}), got {lrs!r}")
+    out = []
+    for lr in lrs:
+        if (
+            isinstance(lr, bool)
+            or not isinstance(lr, int | float | np.number)
+            or not math.isfinite(lr)
+            or lr <= 0
+        ):
+            raise UserError(f"train: learning rates must be numbers > 0, got {lr!r}")
+        out.append(float(lr))
+    return out
+
+
+def _stop_groups(groups: Sequence[StopGroup] | None, count: int) -> list[StopGroup]:
+    """The validated groups (every member in at most one); members of no group stop alone.
+    Groups of one member with quorum 1 change nothing and are dropped."""
+    if groups is None:
+        return []
+    seen: set[int] = set()
+    out = []
+    for g in groups:
+        if not isinstance(g, StopGroup):
+            raise UserError(f"train: groups must be StopGroup records, got {g!r}")
+        bad = [i for i in g.members if not 0 <= i < count or i in seen]
+        if bad:
+            raise UserError(
+                f"train: member {bad[0]} of a stop group is out of range 0..{count - 1} or "
+                "in two groups"
+            )
+        seen.update(g.members)
+        if len(g.members) > 1:
+            out.append(g)
+    return out
 
 
 def fit(

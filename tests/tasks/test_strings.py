@@ -197,3 +197,31 @@ def test_disjointness_length_one_and_long_lines() -> None:
 def test_disjointness_takes_no_parameters() -> None:
     with pytest.raises(UserError, match="allowed: none"):
         tasks.make("disjointness", alphabet=3)
+
+
+# ----------------------------------------------------------------------- string_equality_lm
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 64), st.sampled_from([2, 3, 5]), st.integers(0, 2**32 - 1))
+def test_lm_rows_are_x_sep_x_and_every_target_is_the_next_token(n: int, k: int, seed: int) -> None:
+    task = tasks.make("string_equality_lm", alphabet=k)
+    batch = task.sample(n, 16, seed=seed)
+    x, y = halves(task, batch, n)
+    assert (x == y).all() and ((x >= 0) & (x < k)).all()
+    sup = batch.targets != -100
+    positions = np.flatnonzero(sup[0])
+    assert positions.tolist() == list(range(n, 2 * n))  # the separator and y_1 .. y_{N-1}
+    assert (sup == sup[0]).all()
+    # next-character prediction: the target at t is the token at t + 1
+    assert (batch.targets[:, n : 2 * n] == batch.inputs[:, n + 1 :]).all()
+    assert (batch.prompt_lengths == n + 1).all() and (batch.lengths == 2 * n + 1).all()
+
+
+def test_lm_worked_example_and_solver() -> None:
+    task = tasks.make("string_equality_lm", alphabet=3)
+    row = ["s2", "s0", "s1", "|", "s2", "s0", "s1"]
+    assert task.solve(row) == ["s2", "s0", "s1"]
+    with pytest.raises(UserError, match="repeats its first half"):
+        task.solve(["s2", "s0", "|", "s2", "s1"])
+    batch = task.sample(3, 1, seed=0)
+    assert task.supervised(batch, 0) == task.solve(task.decode(batch.inputs[0]))
+    assert len(task.vocab) == 5  # pad, s0, s1, s2, |
