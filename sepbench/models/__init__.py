@@ -101,7 +101,8 @@ _EXPORTS = {
 :func:`describe` must stay importable without it (the report and the sweep's planning read
 them)."""
 _MODULES = frozenset(
-    {"access", "base", "builder", "cards", "ensemble", "hybrid", "options", "recurrence"}
+    {"access", "base", "builder", "cards", "ensemble", "hybrid", "options", "precision"}
+    | {"recurrence"}
     | {"rnn", "ssm", "transformer"}
 )
 

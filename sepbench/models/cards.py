@@ -45,6 +45,12 @@ NONLINEARITIES = ("tanh", "relu", "sigmoid")
 POSITIONS = ("learned", "sinusoidal", "none", "rope")
 BASES = (*CELLS, "ssm")
 
+MAX_BITS = 32
+"""Largest ``state_bits`` / ``precision_bits`` (a float32 holds at most 2^32 values)."""
+FLOAT_BITS = 32
+"""Bits a number carries when its precision is unbounded: a float32 (:meth:`FamilyCard.
+state_bits`)."""
+
 CHAIN_OF_THOUGHT: dict[str, tuple[str, Any]] = {"is_tree": ("trace", "cot")}
 """Tasks whose supervised output is a chain of thought, as task → (parameter, value): a model
 trained on them is judged by the ``+cot`` classes."""
@@ -57,6 +63,32 @@ recurrent state per unit of width, the theory class, the theorem parameters)."""
 # --------------------------------------------------------------------------------------------
 # option declarations
 # --------------------------------------------------------------------------------------------
+def _bits_option(name: str, doc: str) -> Param:
+    """A precision option: p bits per number, unset (None) = unbounded float32."""
+    return Param(
+        name,
+        int,
+        None,
+        doc,
+        check=lambda v: 1 <= v <= MAX_BITS,
+        rule=f"an integer from 1 to {MAX_BITS} (bits per number)",
+        default_doc="unset (unbounded: float32)",
+    )
+
+
+STATE_BITS = _bits_option(
+    "state_bits",
+    "bits p per carried number: every number carried from one step to the next (h; an LSTM's "
+    "c; an SSM's state) is quantised to 2^p levels after each step, straight-through "
+    "gradients (docs/precision.md)",
+)
+PRECISION_BITS = _bits_option(
+    "precision_bits",
+    "bits p of the residual stream, queries, keys and values: B24's fixed-point grid, 2^p "
+    "levels on [-R, R], R = 2^floor((p-1)/2) (docs/precision.md)",
+)
+
+
 def recurrent_options(cell: str | None, layer_doc: str = "recurrent layers") -> tuple[Param, ...]:
     """Options of a recurrent stack; ``cell=None`` adds the ``cell`` choice (rag)."""
     is_elman = (lambda o: True) if cell == "elman" else (lambda o: o.get("cell") == "elman")
@@ -95,6 +127,7 @@ def recurrent_options(cell: str | None, layer_doc: str = "recurrent layers") -> 
             applies=lambda o: o["embedding"] == "learned",
             applies_doc="with embedding=learned",
         ),
+        STATE_BITS,
     )
 
 
@@ -149,6 +182,7 @@ def attention_options(pos_default: str) -> tuple[Param, ...]:
             default_doc="4 * width",
         ),
         Param("bias", bool, True, "biases in every linear map (attention, MLP, readout)"),
+        PRECISION_BITS,
     )
 
 
@@ -202,6 +236,11 @@ def hybrid_options() -> tuple[Param, ...]:
             default_doc="width",
             applies=lambda o: _rnn_base(o) and o["embedding"] == "learned",
             applies_doc="with an RNN base and embedding=learned",
+        ),
+        replace(
+            STATE_BITS,
+            doc="bits p per number of the recurrent part's state (as for its family); the "
+            "attention layer reads only its quantised outputs (docs/precision.md)",
         ),
         *attention_options("none"),
     )
@@ -269,7 +308,12 @@ class FamilyCard:
 
     def validate(self, width: int, given: Mapping[str, Any]) -> dict[str, Any]:
         """Every applicable option, defaults resolved at ``width`` (UserError naming a bad
-        option and what is allowed)."""
+        option and what is allowed; a precision option on a family that has no such numbers
+        says which families have them)."""
+        declared = {o.name for o in self.options}
+        for name in sorted(set(given) & set(_MISPLACED) - declared):
+            homes = ", ".join(f for f, c in CARDS.items() if name in {o.name for o in c.options})
+            raise UserError(f"model '{self.family}': option '{name}' {_MISPLACED[name]} ({homes})")
         out = validate(self.family, self.options, width, given)
         if self.cross_check is not None:
             self.cross_check(self.family, out)
@@ -309,6 +353,19 @@ class FamilyCard:
         built model's ``state_size(length)``."""
         o = self.validate(width, options)
         return self.recurrent(o)[0] * int(width) + self.cache(o) * int(length)
+
+    def state_bits(
+        self, width: int, options: Mapping[str, Any], length: int, float_bits: int = FLOAT_BITS
+    ) -> int:
+        """Bits carried from one step to the next after ``length`` tokens — the m·p of the RNN
+        lower bounds (B24-T3 …): each recurrent number counts ``state_bits`` p, each number of
+        the attention cache ``precision_bits``, and a number whose option is unset counts
+        ``float_bits`` (a float32 holds at most 2^32 values). The built model's
+        ``state_bits(length)``."""
+        o = self.validate(width, options)
+        recurrent = self.recurrent(o)[0] * int(width) * int(o.get("state_bits", float_bits))
+        cache = self.cache(o) * int(length) * int(o.get("precision_bits", float_bits))
+        return recurrent + cache
 
     def theorem_params(self, options: Mapping[str, Any]) -> dict[str, Any]:
         """Theorem parameters fixed by the options (``heads`` for attention; H20's ``cell``)."""
@@ -359,6 +416,7 @@ CARDS: dict[str, FamilyCard] = {
             int_param("layers", 1, "number of SSM layers"),
             *ssm_options(),
             Param("layer_norm", bool, True, "pre-norm LayerNorms (constructions turn them off)"),
+            STATE_BITS,
         ),
         base_class=lambda o: "rnn",
         recurrent=_ssm_state,
@@ -391,6 +449,16 @@ CARDS: dict[str, FamilyCard] = {
         cross_check=check_attention,
     ),
 }
+
+
+_MISPLACED = {
+    "state_bits": "bounds a recurrent state, which this family does not carry; a "
+    "Transformer's numbers are bounded by 'precision_bits'; families with a recurrent state",
+    "precision_bits": "bounds attention layers' numbers, which this family does not have; a "
+    "recurrent state is bounded by 'state_bits'; families with attention",
+}
+"""Why a precision option does not apply to a family without those numbers (the error's
+words; the families that have them follow)."""
 
 
 def families() -> list[str]:
