@@ -21,6 +21,13 @@ One :class:`FamilyCard` per family (``elman``, ``lstm``, ``gru``, ``rag``, ``ssm
   ``state_size(length)``, which a test checks over every family and many options. Which
   theory classes are judged on the state rather than the width is the catalogue's
   (:data:`sepbench.theory.STATE_CLASSES`);
+* its **precision options** (docs/precision.md): ``state_bits`` p on every family with a
+  recurrent state (elman, lstm, gru, rag, ssm, and the recurrent part of hybrid) and
+  ``precision_bits`` p on those with attention (transformer, hybrid), integers 1 … 32, unset
+  by default (unbounded float32; an unset option is absent from the validated options);
+  hence :meth:`FamilyCard.state_bits` — the bits carried after ``length`` tokens, B24's m·p:
+  recurrent numbers × state_bits plus cache numbers × precision_bits, an unset one counting
+  32 — the built model's ``state_bits(length)``;
 * the **theorem parameters** its options fix (attention heads H; the H20 construction's cell).
 
 A trial records the facts of the model it trained as :class:`ModelFacts` (the probe has the

@@ -57,8 +57,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-MAX_BITS = 32
-"""Largest p (the options' upper limit): a float32 holds at most 2^32 values anyway."""
+from sepbench.models.cards import MAX_BITS
+
 FLOAT32_BITS = 20
 """Largest p whose levels :func:`snap` computes in float32 (module docstring)."""
 

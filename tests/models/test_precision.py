@@ -22,9 +22,9 @@ from hypothesis import strategies as st
 from sepbench import models, tasks, training
 from sepbench.errors import UserError
 from sepbench.models import cards
+from sepbench.models.cards import MAX_BITS
 from sepbench.models.precision import (
     FLOAT32_BITS,
-    MAX_BITS,
     Grid,
     fixed_point,
     inside,
