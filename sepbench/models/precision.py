@@ -13,11 +13,10 @@ nearest level (ties to the even k, torch's ``round``), so a quantised number is 
 keeps its exact values ±1 / {0, 1} at every p; a grid without its ends (mid-rise) would move
 them. The levels are computed as k·step + lo in float32 for p ≤ :data:`FLOAT32_BITS` (the
 rounding error is then at most about 1/8 of a step, so k is recovered exactly and ``snap`` is
-idempotent)
-and in float64 above, stored back in the tensor's dtype. Beyond p ≈ 24 the grid is finer than
-float32's own spacing near ±1: stored states are then float32 roundings of levels — still at
-most 2^p distinct values per number, so every bound stays valid, and ``snap`` stays idempotent
-(the nearest level to a stored value rounds back to it).
+idempotent) and in float64 above, stored back in the tensor's dtype. Beyond p ≈ 24 the grid
+is finer than float32's own spacing near ±1: stored states are then float32 roundings of
+levels — still at most 2^p distinct values per number, so every bound stays valid, and
+``snap`` stays idempotent (the nearest level to a stored value rounds back to it).
 
 **Ranges** (what each family clamps to, and why — the range loses no expressivity where the
 recurrence is homogeneous in its state):
