@@ -6,6 +6,10 @@ Batch 64, T = 64 tokens, vocabulary 16, one intra-op thread unless ``SEPBENCH_TH
 otherwise (``benchmarks/conftest.py`` pins OMP_NUM_THREADS=1 by default).
 
 * ``test_train_step[family-width]`` — one step of a single model; ``extra_info["ms"]``.
+* ``test_quantised_slowdown[family-width]`` — one step with bounded precision
+  (``state_bits=4``; ``precision_bits=8`` for the transformer, both for the hybrid) against the
+  same model unbounded, interleaved best-of rounds; ``extra_info``: ``plain_ms``,
+  ``quantised_ms``, ``slowdown``.
 * ``test_ensemble_speedup[family-width]`` — 8 separately built models, one step each, one after
   another (each with its own AdamW), against the same 8 seeds as one ``build_ensemble`` step
   (loss = sum of the members' mean losses, one AdamW); both timed in one process, interleaved,
@@ -43,8 +47,8 @@ def _data(shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.randint(0, VOCAB, shape, generator=g), torch.randint(0, VOCAB, shape, generator=g)
 
 
-def _single_step(family: str, width: int, seed: int = 0) -> Callable[[], None]:
-    model = models.build(family, VOCAB, width, seed=seed)
+def _single_step(family: str, width: int, seed: int = 0, **options: object) -> Callable[[], None]:
+    model = models.build(family, VOCAB, width, seed=seed, **options)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     x, y = _data((BATCH, TIME))
 
@@ -93,18 +97,53 @@ def test_train_step(benchmark, family: str, width: int) -> None:
     print(f"\n{family:<12} width {width:>4}: {ms:8.2f} ms/step")
 
 
+def _race(
+    first: Callable[[], None], first_rounds: int, second: Callable[[], None], second_rounds: int
+) -> tuple[float, float]:
+    """Best-of seconds of two steps timed interleaved, three times over (robust to a shared
+    machine), after one warm-up call each."""
+    first()
+    second()
+    t_first, t_second = float("inf"), float("inf")
+    for _ in range(3):
+        t_first = min(t_first, best_seconds(first, first_rounds))
+        t_second = min(t_second, best_seconds(second, second_rounds))
+    return t_first, t_second
+
+
+QUANTISED: dict[str, dict[str, object]] = {
+    "transformer": {"precision_bits": 8},
+    "hybrid": {"state_bits": 4, "precision_bits": 8},
+}
+
+
+@pytest.mark.parametrize("width", [8, 32])
+@pytest.mark.parametrize("family", FAMILIES)
+def test_quantised_slowdown(benchmark, family: str, width: int) -> None:
+    """Interleaved, best-of rounds: a training step with bounded precision against the same
+    model unbounded (docs/precision.md)."""
+    plain = _single_step(family, width)
+    quantised = _single_step(family, width, **QUANTISED.get(family, {"state_bits": 4}))
+    t_plain, t_quant = _race(plain, 2, quantised, 2)
+    benchmark.pedantic(quantised, rounds=1, warmup_rounds=0)
+    slowdown = t_quant / t_plain
+    benchmark.extra_info.update(
+        {"plain_ms": round(t_plain * 1e3, 2), "quantised_ms": round(t_quant * 1e3, 2)}
+    )
+    benchmark.extra_info["slowdown"] = round(slowdown, 2)
+    print(
+        f"\n{family:<12} width {width:>3}: plain {t_plain * 1e3:8.2f} ms, "
+        f"quantised {t_quant * 1e3:8.2f} ms, slowdown {slowdown:5.2f}x"
+    )
+
+
 @pytest.mark.parametrize("width", [8, 32])
 @pytest.mark.parametrize("family", FAMILIES)
 def test_ensemble_speedup(benchmark, family: str, width: int) -> None:
     """Interleaved, best-of rounds (robust to a shared machine): 8 sequential steps vs one
     ensemble step of the same 8 seeds."""
     seq, ens = _sequential_steps(family, width), _ensemble_step(family, width)
-    seq()
-    ens()
-    t_seq, t_ens = float("inf"), float("inf")
-    for _ in range(3):
-        t_seq = min(t_seq, best_seconds(seq, 1))
-        t_ens = min(t_ens, best_seconds(ens, 2))
+    t_seq, t_ens = _race(seq, 1, ens, 2)
     benchmark.pedantic(ens, rounds=1, warmup_rounds=0)
     speedup = t_seq / t_ens
     benchmark.extra_info.update(

@@ -33,6 +33,9 @@ Every model (``SeqModel``, a ``torch.nn.Module``):
   tokens — the recurrent state (RNN: layers·width, LSTM: layers·2·width incl. the cell, SSM:
   layers·width·state_dim), the key/value cache for attention (layers·2·heads·head_dim·length),
   both for hybrids;
+* ``state_bits(length) -> int``: the bits those numbers hold — ``state_bits`` p per recurrent
+  number, ``precision_bits`` p per cached attention number, 32 per unbounded float32 number
+  (B24's m·p; the card's :meth:`~sepbench.models.cards.FamilyCard.state_bits`);
 * ``init_state(batch)``, ``step(tokens[B], state) -> (logits[B, V], state)``: incremental
   decoding whose state tensors hold exactly ``state_size`` floats per row;
 * ``num_parameters()``; ``config() -> dict`` = ``{family, vocab_size, width, options, seed}``
@@ -78,6 +81,14 @@ Input encodings: Transformers and SSMs embed tokens into their residual stream
 (``embed_dim`` defaults to width) or, with ``embedding="onehot"``, the one-hot token itself, so
 that column v of ``rnn.weight_ih_l0`` is token v's input weight (natural for hand-set weights).
 
+Bounded precision (docs/precision.md, :mod:`sepbench.models.precision`): ``state_bits=p``
+(1 … 32; elman, lstm, gru, rag, ssm, hybrid) quantises every number carried from one step to
+the next to 2^p levels after each step — h, an LSTM's c, an SSM's state, a hybrid's recurrent
+part — with straight-through gradients; ``precision_bits=p`` (transformer, hybrid) quantises
+the residual stream, queries, keys and values to B24's fixed-point grid. Unset (the default),
+a model is exactly the unbounded one. Either on a family without those numbers is a
+UserError. ``step``, ensembles and training honour both.
+
 Retrieval (``rag``): the model is only the RNN. The generation loop in ``sepbench.training``
 checks ``model.uses_retrieval``; when the model has just emitted ``task.retrieval_trigger``, the
 next token is ``task.retrieval_result(tokens_so_far)``, fed to the model as its next input.
@@ -107,7 +118,8 @@ _EXPORTS = {
 :func:`describe` must stay importable without it (the report and the sweep's planning read
 them)."""
 _MODULES = frozenset(
-    {"access", "base", "builder", "cards", "ensemble", "hybrid", "options", "recurrence"}
+    {"access", "base", "builder", "cards", "ensemble", "hybrid", "options", "precision"}
+    | {"recurrence"}
     | {"rnn", "ssm", "transformer"}
 )
 

@@ -4,6 +4,8 @@ A model maps token ids ``inputs[B, T]`` to next-token logits ``[B, T, V]`` causa
 at position t depend only on ``inputs[:, : t + 1]``). Besides ``forward`` every model offers
 
 * ``state_size(length)`` — floats carried from one step to the next after ``length`` tokens;
+* ``state_bits(length)`` — the bits they hold: p per number under ``state_bits`` /
+  ``precision_bits`` p, the float's width (32) per unbounded number;
 * ``init_state(batch)`` / ``step(tokens, state)`` — incremental decoding, one token at a time;
   the state is a tuple of tensors whose per-row float count is exactly ``state_size`` (tests
   check this against the tensors actually carried, and that stepping reproduces ``forward``);
@@ -17,9 +19,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import torch
 from torch import Tensor, nn
 
 from sepbench.errors import UserError
+from sepbench.models.cards import card
 from sepbench.params import Param
 
 if TYPE_CHECKING:
@@ -66,6 +70,17 @@ class SeqModel(nn.Module):
     def state_size(self, length: int) -> int:  # pragma: no cover - abstract
         """Floats carried from one step to the next after reading ``length`` tokens."""
         raise NotImplementedError
+
+    def state_bits(self, length: int) -> int:
+        """Bits carried from one step to the next after ``length`` tokens: ``state_size``
+        numbers of ``state_bits`` (recurrent) or ``precision_bits`` (attention cache) bits
+        each, an unbounded number counting its float's bits (32 for float32) — the card's
+        rule (:meth:`sepbench.models.cards.FamilyCard.state_bits`)."""
+        return card(self.family).state_bits(self.width, self.options, length, self.float_bits())
+
+    def float_bits(self) -> int:
+        """Bits of the floats this model computes in (32 for float32)."""
+        return torch.finfo(next(self.parameters()).dtype).bits
 
     def init_state(self, batch_size: int) -> State:  # pragma: no cover - abstract
         """The state before the first token (zeros / an empty cache)."""

@@ -25,6 +25,13 @@ One :class:`FamilyCard` per family (``elman``, ``lstm``, ``gru``, ``rag``, ``ssm
   ``state_size(length)``, which a test checks over every family and many options. Which
   theory classes are judged on the state rather than the width is the catalogue's
   (:data:`sepbench.theory.STATE_CLASSES`);
+* its **precision options** (docs/precision.md): ``state_bits`` p on every family with a
+  recurrent state (elman, lstm, gru, rag, ssm, and the recurrent part of hybrid) and
+  ``precision_bits`` p on those with attention (transformer, hybrid), integers 1 … 32, unset
+  by default (unbounded float32; an unset option is absent from the validated options);
+  hence :meth:`FamilyCard.state_bits` — the bits carried after ``length`` tokens, B24's m·p:
+  recurrent numbers × state_bits plus cache numbers × precision_bits, an unset one counting
+  32 — the built model's ``state_bits(length)``;
 * the **theorem parameters** its options fix (attention heads H; the H20 construction's cell).
 
 A trial records the facts of the model it trained as :class:`ModelFacts` (the probe has the
@@ -50,6 +57,12 @@ POSITIONS = ("learned", "sinusoidal", "none", "rope")
 BASES = (*CELLS, "ssm")
 RECURRENT_INITS = ("default", "orthogonal")
 
+MAX_BITS = 32
+"""Largest ``state_bits`` / ``precision_bits`` (a float32 holds at most 2^32 values)."""
+FLOAT_BITS = 32
+"""Bits a number carries when its precision is unbounded: a float32 (:meth:`FamilyCard.
+state_bits`)."""
+
 CHAIN_OF_THOUGHT: dict[str, tuple[str, Any]] = {"is_tree": ("trace", "cot")}
 """Tasks whose supervised output is a chain of thought, as task → (parameter, value): a model
 trained on them is judged by the ``+cot`` classes."""
@@ -67,6 +80,32 @@ recurrent state per unit of width, the theory class, the theorem parameters)."""
 # --------------------------------------------------------------------------------------------
 # option declarations
 # --------------------------------------------------------------------------------------------
+def _bits_option(name: str, doc: str) -> Param:
+    """A precision option: p bits per number, unset (None) = unbounded float32."""
+    return Param(
+        name,
+        int,
+        None,
+        doc,
+        check=lambda v: 1 <= v <= MAX_BITS,
+        rule=f"an integer from 1 to {MAX_BITS} (bits per number)",
+        default_doc="unset (unbounded: float32)",
+    )
+
+
+STATE_BITS = _bits_option(
+    "state_bits",
+    "bits p per carried number: every number carried from one step to the next (h; an LSTM's "
+    "c; an SSM's state) is quantised to 2^p levels after each step, straight-through "
+    "gradients (docs/precision.md)",
+)
+PRECISION_BITS = _bits_option(
+    "precision_bits",
+    "bits p of the residual stream, queries, keys and values: B24's fixed-point grid, 2^p "
+    "levels on [-R, R], R = 2^floor((p-1)/2) (docs/precision.md)",
+)
+
+
 def recurrent_options(cell: str | None, layer_doc: str = "recurrent layers") -> tuple[Param, ...]:
     """Options of a recurrent stack; ``cell=None`` adds the ``cell`` choice (rag)."""
     is_elman = (lambda o: True) if cell == "elman" else (lambda o: o.get("cell") == "elman")
@@ -128,6 +167,7 @@ def recurrent_options(cell: str | None, layer_doc: str = "recurrent layers") -> 
             "block of weight_hh a random orthogonal matrix",
             choices=RECURRENT_INITS,
         ),
+        STATE_BITS,
     )
 
 
@@ -182,6 +222,7 @@ def attention_options(pos_default: str) -> tuple[Param, ...]:
             default_doc="4 * width",
         ),
         Param("bias", bool, True, "biases in every linear map (attention, MLP, readout)"),
+        PRECISION_BITS,
     )
 
 
@@ -236,6 +277,11 @@ def hybrid_options() -> tuple[Param, ...]:
             applies=lambda o: _rnn_base(o) and o["embedding"] == "learned",
             applies_doc="with an RNN base and embedding=learned",
         ),
+        replace(
+            STATE_BITS,
+            doc="bits p per number of the recurrent part's state (as for its family); the "
+            "attention layer reads only its quantised outputs (docs/precision.md)",
+        ),
         *attention_options("none"),
     )
 
@@ -280,6 +326,9 @@ def looped_options() -> tuple[Param, ...]:
             if opt.name == "pos"
             else opt
             for opt in attention_options("none")
+            # bounded precision is studied on the catalogue's model classes; a looped block
+            # computes in float32 (no precision_bits)
+            if opt.name != "precision_bits"
         ),
         int_param(
             "abacus_max",
@@ -524,7 +573,12 @@ class FamilyCard:
 
     def validate(self, width: int, given: Mapping[str, Any]) -> dict[str, Any]:
         """Every applicable option, defaults resolved at ``width`` (UserError naming a bad
-        option and what is allowed)."""
+        option and what is allowed; a precision option on a family that has no such numbers
+        says which families have them)."""
+        declared = {o.name for o in self.options}
+        for name in sorted(set(given) & set(_MISPLACED) - declared):
+            homes = ", ".join(f for f, c in CARDS.items() if name in {o.name for o in c.options})
+            raise UserError(f"model '{self.family}': option '{name}' {_MISPLACED[name]} ({homes})")
         out = validate(self.family, self.options, width, given)
         if self.cross_check is not None:
             self.cross_check(self.family, out)
@@ -575,6 +629,19 @@ class FamilyCard:
         extra = self.fixed(int(width), o) if self.fixed is not None else 0
         return self.recurrent(o)[0] * int(width) + self.cache(o) * int(length) + extra
 
+    def state_bits(
+        self, width: int, options: Mapping[str, Any], length: int, float_bits: int = FLOAT_BITS
+    ) -> int:
+        """Bits carried from one step to the next after ``length`` tokens — the m·p of the RNN
+        lower bounds (B24-T3 …): each recurrent number counts ``state_bits`` p, each number of
+        the attention cache ``precision_bits``, and a number whose option is unset counts
+        ``float_bits`` (a float32 holds at most 2^32 values). The built model's
+        ``state_bits(length)``."""
+        o = self.validate(width, options)
+        recurrent = self.recurrent(o)[0] * int(width) * int(o.get("state_bits", float_bits))
+        cache = self.cache(o) * int(length) * int(o.get("precision_bits", float_bits))
+        return recurrent + cache
+
     def theorem_params(self, options: Mapping[str, Any]) -> dict[str, Any]:
         """Theorem parameters fixed by the options (``heads`` for attention; H20's ``cell``)."""
         return self.theorem_options(self._resolved(options))
@@ -624,6 +691,7 @@ CARDS: dict[str, FamilyCard] = {
             int_param("layers", 1, "number of SSM layers"),
             *ssm_options(),
             Param("layer_norm", bool, True, "pre-norm LayerNorms (constructions turn them off)"),
+            STATE_BITS,
         ),
         base_class=lambda o: "rnn",
         recurrent=_ssm_state,
@@ -729,6 +797,16 @@ CARDS: dict[str, FamilyCard] = {
         state_rule=lambda width, length: width * int(length),
     ),
 }
+
+
+_MISPLACED = {
+    "state_bits": "bounds a recurrent state, which this family does not carry; a "
+    "Transformer's numbers are bounded by 'precision_bits'; families with a recurrent state",
+    "precision_bits": "bounds attention layers' numbers, which this family does not have; a "
+    "recurrent state is bounded by 'state_bits'; families with attention",
+}
+"""Why a precision option does not apply to a family without those numbers (the error's
+words; the families that have them follow)."""
 
 
 def families() -> list[str]:

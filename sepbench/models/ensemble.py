@@ -102,6 +102,10 @@ class Ensemble(nn.Module):
         """Per member (all members are the same architecture)."""
         return self.template.state_size(length)
 
+    def state_bits(self, length: int) -> int:
+        """Per member (all members are the same architecture)."""
+        return self.template.state_bits(length)
+
     def num_parameters(self) -> int:
         """Trainable scalars *per member*."""
         return self.template.num_parameters()

@@ -12,6 +12,15 @@ knows order) → ``block`` (one pre-norm Transformer layer: ``block.attn.W_Q/W_K
 W24-H's construction: a constant-width RNN only tags tokens (key / value / query) and the
 attention layer does the retrieval. The state carried between steps is the recurrent state plus
 the attention layer's key/value cache (2 · heads · head_dim floats per position).
+
+Bounded precision: ``state_bits`` p bounds the recurrent part exactly as in its own family
+(every carried number snapped after every step), so the attention layer reads recurrent
+outputs that depend on the tokens before t only through the snapped recurrent state.
+The key/value cache is carried too, and grows with the length: ``precision_bits`` bounds it
+(and the block's residual stream and queries) as in a Transformer. The two are separate
+options because they are separate resources — W24-H's hybrid has an O(log n)-bit recurrent
+state beside a cache of O(log n)-bit keys and values; ``state_bits(length)`` counts each part
+at its own precision (an unset one at 32 bits).
 """
 
 from __future__ import annotations
@@ -24,10 +33,12 @@ from torch import Tensor, nn
 from sepbench.models.access import Weights
 from sepbench.models.base import SeqModel, State
 from sepbench.models.cards import CARDS
+from sepbench.models.precision import quantise
 from sepbench.models.rnn import RecurrentStack
-from sepbench.models.ssm import SSMLayer
+from sepbench.models.ssm import SSMLayer, state_grid
 from sepbench.models.transformer import (
     Positions,
+    attention_grid,
     make_block,
     norm,
 )
@@ -48,15 +59,17 @@ class HybridModel(SeqModel):
         self.embed: nn.Embedding | None
         if self.base == "ssm":
             self.embed = nn.Embedding(vocab_size, width)
+            grid = state_grid(o)
             self.ssm_layers = nn.ModuleList(
-                SSMLayer(width, o["state_dim"], o["layer_norm"], o["gate"])
+                SSMLayer(width, o["state_dim"], o["layer_norm"], o["gate"], grid)
                 for _ in range(o["layers"])
             )
         else:
             self.core = RecurrentStack(vocab_size, width, self.base, o)
             self.embed, self.rnn = self.core.build()
         self.positions = Positions(o["pos"], width, o.get("max_len", 0), self.family)
-        self.block = make_block(width, o)
+        self.grid = attention_grid(o)
+        self.block = make_block(width, o, self.grid)
         self.norm_f = norm(width, o["layer_norm"])
         self.readout = nn.Linear(width, vocab_size, bias=o["bias"])
 
@@ -83,7 +96,8 @@ class HybridModel(SeqModel):
         return x
 
     def _top(self, x: Tensor, w: Weights) -> Tensor:
-        x = self.block.run(self.positions.run(x, w.sub("positions")), w.sub("block"))
+        x = quantise(self.positions.run(x, w.sub("positions")), self.grid)
+        x = self.block.run(x, w.sub("block"))
         return w.linear(w.norm(x, "norm_f"), "readout")
 
     def state_size(self, length: int) -> int:
@@ -117,7 +131,7 @@ class HybridModel(SeqModel):
                 x, h = cast(SSMLayer, layer).step(x, h)
                 new.append(h)
             rec = tuple(new)
-        x = self.positions(x[:, None, :], k.shape[2])[:, 0]
+        x = quantise(self.positions(x[:, None, :], k.shape[2])[:, 0], self.grid)
         x, k, v = self.block.step(x, k, v)
         out: Tensor = self.readout(self.norm_f(x))
         return out, (*rec, k, v)

@@ -28,7 +28,10 @@ def validate(
     """Validate ``given`` against ``spec``; return every applicable option with its value.
 
     Options are processed in declaration order, so ``default`` callables and ``applies``
-    predicates may look at the options declared before them.
+    predicates may look at the options declared before them. An option whose default is None
+    (``state_bits``, ``precision_bits``: unset means unbounded) is absent from the result
+    unless given a value: a model built without it has exactly the options, ``config()`` and
+    trial keys it had before the option existed.
     """
     by_name = {o.name: o for o in spec}
     unknown = sorted(set(given) - set(by_name))
@@ -45,6 +48,8 @@ def validate(
             continue
         if opt.name in given and given[opt.name] is not None:
             out[opt.name] = opt.parse(given[opt.name], f"model '{family}'", "option")
+        elif opt.default is None:
+            continue  # an unset optional option (state_bits) is absent: see the docstring
         elif callable(opt.default):
             out[opt.name] = opt.default(width, out)
         else:

@@ -25,6 +25,16 @@ where slicing gates out of a ``[..., G·H]`` last dimension would not.
 
 Gate orders here: LSTM ``i, f, o, g`` (the caller permutes torch's ``i, f, g, o`` once per call
 so that the three sigmoid gates are adjacent); GRU ``r, z, n`` as in torch.
+
+Bounded precision (``grid``, :mod:`sepbench.models.precision`): every carried number is snapped
+to the grid in place right after it is computed — the Elman/GRU state, the LSTM cell and then
+h = o·tanh(snapped cell) — so the next step, the next layer and the readout read only snapped
+values. The backward passes are the straight-through ones: gradients pass the snap unchanged
+where the number lay inside the grid's range (the mask of :func:`~sepbench.models.precision.
+inside`, needed only where the cell can leave it: the LSTM cell and relu states) and each
+activation's derivative reads its unsnapped output (the Elman kernel keeps those; the GRU's
+and the LSTM's backward never read a snapped value through a derivative). Without a grid the
+loops are exactly the unquantised ones.
 """
 
 from __future__ import annotations
@@ -33,6 +43,8 @@ from typing import Any
 
 import torch
 from torch import Tensor
+
+from sepbench.models.precision import Grid, inside, snap_
 
 _aten = torch.ops.aten
 
@@ -98,28 +110,39 @@ def _act_backward(grad: Tensor, out: Tensor, nonlinearity: str, result: Tensor) 
 
 
 class _ElmanScan(torch.autograd.Function):
-    """h_t = act(xp_t + W h_{t-1})."""
+    """h_t = act(xp_t + W h_{t-1}); with a grid, h_t = snap(act(·)) (straight-through)."""
 
     @staticmethod
     def forward(
-        ctx: Any, data: Tensor, idx: Tensor | None, whh: Tensor, nonlinearity: str
+        ctx: Any,
+        data: Tensor,
+        idx: Tensor | None,
+        whh: Tensor,
+        nonlinearity: str,
+        grid: Grid | None,
     ) -> Tensor:
         src = _Source(data, idx)
         t_len, e, h, b = src.shape()
         hs = data.new_empty(t_len + 1, e, h, b)
         hs[0].zero_()
         h_steps = hs.unbind(0)
+        raws = None if grid is None else data.new_empty(t_len, e, h, b)  # act(pre) unsnapped
         for t in range(t_len):
             out = src.load(t, h_steps[t + 1])
             out.baddbmm_(whh, h_steps[t])
             _act_(out, nonlinearity)
-        ctx.save_for_backward(data, idx, whh, hs)
+            if raws is not None:
+                assert grid is not None
+                raws[t].copy_(out)
+                snap_(out, grid)
+        ctx.save_for_backward(data, idx, whh, hs, raws)
         ctx.nonlinearity = nonlinearity
+        ctx.grid = grid
         return hs[1:]
 
     @staticmethod
-    def backward(ctx: Any, d_hs: Tensor) -> tuple[Tensor, None, Tensor, None]:
-        data, idx, whh, hs = ctx.saved_tensors
+    def backward(ctx: Any, d_hs: Tensor) -> tuple[Tensor, None, Tensor, None, None]:
+        data, idx, whh, hs, raws = ctx.saved_tensors
         src = _Source(data, idx)
         t1, e, h, b = hs.shape
         d_pre = hs.new_empty(t1 - 1, e, h, b)
@@ -128,23 +151,35 @@ class _ElmanScan(torch.autograd.Function):
         d_w = torch.zeros_like(whh)
         w_t = whh.transpose(1, 2)
         h_steps, d_steps, g_steps = hs.unbind(0), d_pre.unbind(0), d_hs.unbind(0)
+        # the activation's derivative reads its own (unsnapped) output; only relu can leave
+        # the grid's range ([0, 1]), so only relu needs the straight-through mask
+        outs = h_steps[1:] if raws is None else raws.unbind(0)
+        masks = (
+            inside(raws, ctx.grid).unbind(0)
+            if ctx.nonlinearity == "relu" and raws is not None
+            else None
+        )
         for t in range(t1 - 2, -1, -1):
             if t == t1 - 2:
                 dh.copy_(g_steps[t])
             else:  # dL/dh_t = its own gradient + W^T (dL/dpre_{t+1})
                 torch.baddbmm(g_steps[t], w_t, d_steps[t + 1], out=dh)
+            if masks is not None:
+                dh.mul_(masks[t])
             dp = d_steps[t]
-            _act_backward(dh, h_steps[t + 1], ctx.nonlinearity, dp)
+            _act_backward(dh, outs[t], ctx.nonlinearity, dp)
             d_w.baddbmm_(dp, h_steps[t].transpose(1, 2))
             src.accumulate(d_src, t, dp)
-        return (d_pre if d_src is None else d_src), None, d_w, None
+        return (d_pre if d_src is None else d_src), None, d_w, None, None
 
 
 class _LSTMScan(torch.autograd.Function):
     """Gates (order i, f, o, g) = xp_t + W h_{t-1}; c_t = f c_{t-1} + i g; h_t = o tanh(c_t)."""
 
     @staticmethod
-    def forward(ctx: Any, data: Tensor, idx: Tensor | None, whh: Tensor) -> Tensor:
+    def forward(
+        ctx: Any, data: Tensor, idx: Tensor | None, whh: Tensor, grid: Grid | None
+    ) -> Tensor:
         src = _Source(data, idx)
         t_len, e, g4, b = src.shape()
         h = g4 // 4
@@ -155,6 +190,8 @@ class _LSTMScan(torch.autograd.Function):
         qs = data.new_empty(t_len, e, h, b)  # o_t (1 - tanh(c_t)^2) = dh_t -> dc_t factor
         hs[0].zero_()
         cs[0].zero_()
+        # 1 where the cell lay inside the grid's range before snapping (straight-through mask)
+        c_masks = None if grid is None else data.new_empty(t_len, e, h, b)
         g_steps = gates.unbind(0)
         h_steps, c_steps, tc_steps, q_steps = (
             hs.unbind(0),
@@ -172,15 +209,21 @@ class _LSTMScan(torch.autograd.Function):
             c = c_steps[t + 1]
             torch.mul(f_steps[t], c_steps[t], out=c)
             c.addcmul_(i_steps[t], gg_steps[t])
+            if c_masks is not None:  # the carried cell is the snapped one; h reads it
+                assert grid is not None
+                torch.abs(c, out=c_masks[t]).le_(grid.hi)
+                snap_(c, grid)
             torch.tanh(c, out=tc_steps[t])
             torch.mul(o_steps[t], tc_steps[t], out=h_steps[t + 1])
+            if grid is not None:  # |o tanh(c)| < 1: inside the grid, the mask is 1
+                snap_(h_steps[t + 1], grid)
             _aten.tanh_backward.grad_input(o_steps[t], tc_steps[t], grad_input=q_steps[t])
-        ctx.save_for_backward(data, idx, whh, gates, hs, cs, tcs, qs)
+        ctx.save_for_backward(data, idx, whh, gates, hs, cs, tcs, qs, c_masks)
         return hs[1:]
 
     @staticmethod
-    def backward(ctx: Any, d_hs: Tensor) -> tuple[Tensor, None, Tensor]:
-        data, idx, whh, gates, hs, cs, tcs, qs = ctx.saved_tensors
+    def backward(ctx: Any, d_hs: Tensor) -> tuple[Tensor, None, Tensor, None]:
+        data, idx, whh, gates, hs, cs, tcs, qs, c_masks = ctx.saved_tensors
         src = _Source(data, idx)
         t_len, e, g4, b = gates.shape
         h = g4 // 4
@@ -209,6 +252,8 @@ class _LSTMScan(torch.autograd.Function):
             else:  # dL/dh_t = its own gradient + W^T (dL/dgates_{t+1})
                 torch.baddbmm(grad_steps[t], w_t, d_steps[t + 1], out=dh)
             dc.addcmul_(dh, q_steps[t])  # dc already holds f_{t+1} dL/dc_{t+1}
+            if c_masks is not None:  # through the snap: dL/dc before it (clipped STE)
+                dc.mul_(c_masks[t])
             torch.mul(dh, tc_steps[t], out=do_steps[t])
             torch.mul(dc, gg_steps[t], out=di_steps[t])
             torch.mul(dc, c_steps[t], out=df_steps[t])
@@ -218,7 +263,7 @@ class _LSTMScan(torch.autograd.Function):
             _aten.tanh_backward.grad_input(dg_steps[t], gg_steps[t], grad_input=dg_steps[t])
             d_w.baddbmm_(d_steps[t], h_steps[t].transpose(1, 2))
             src.accumulate(d_src, t, d_steps[t])
-        return (d_gates if d_src is None else d_src), None, d_w
+        return (d_gates if d_src is None else d_src), None, d_w, None
 
 
 class _GRUScan(torch.autograd.Function):
@@ -226,7 +271,9 @@ class _GRUScan(torch.autograd.Function):
     h_t = n + z (h_{t-1} - n)  (torch.nn.GRU's equations)."""
 
     @staticmethod
-    def forward(ctx: Any, data: Tensor, idx: Tensor | None, whh: Tensor, bhh: Tensor) -> Tensor:
+    def forward(
+        ctx: Any, data: Tensor, idx: Tensor | None, whh: Tensor, bhh: Tensor, grid: Grid | None
+    ) -> Tensor:
         src = _Source(data, idx)
         t_len, e, g3, b = src.shape()
         h = g3 // 3
@@ -254,11 +301,13 @@ class _GRUScan(torch.autograd.Function):
             n.tanh_()
             torch.sub(h_steps[t], n, out=hmn_steps[t])
             torch.addcmul(n, z_steps[t], hmn_steps[t], out=h_steps[t + 1])
+            if grid is not None:  # h ∈ (−1, 1) lies inside the grid: the backward is unchanged
+                snap_(h_steps[t + 1], grid)
         ctx.save_for_backward(data, idx, whh, hh, rz, ns, hmn, hs)
         return hs[1:]
 
     @staticmethod
-    def backward(ctx: Any, d_hs: Tensor) -> tuple[Tensor, None, Tensor, Tensor]:
+    def backward(ctx: Any, d_hs: Tensor) -> tuple[Tensor, None, Tensor, Tensor, None]:
         data, idx, whh, hh, rz, ns, hmn, hs = ctx.saved_tensors
         src = _Source(data, idx)
         t_len, e, g3, b = hh.shape
@@ -302,27 +351,41 @@ class _GRUScan(torch.autograd.Function):
         if d_src is None:
             d_xp[:, :, : 2 * h] = d_hh[:, :, : 2 * h]
         d_b = d_hh.sum(dim=(0, 3))
-        return (d_xp if d_src is None else d_src), None, d_w, d_b
+        return (d_xp if d_src is None else d_src), None, d_w, d_b, None
 
 
 def elman_scan(
-    source: Tensor, whh: Tensor, nonlinearity: str = "tanh", idx: Tensor | None = None
+    source: Tensor,
+    whh: Tensor,
+    nonlinearity: str = "tanh",
+    idx: Tensor | None = None,
+    grid: Grid | None = None,
 ) -> Tensor:
     """Batched Elman recurrence over ``xp`` (or ``table`` gathered at ``idx``); see the module
-    docstring for layouts."""
+    docstring for layouts. With ``grid`` every state is snapped to it (module docstring)."""
     if nonlinearity not in ("tanh", "sigmoid", "relu"):
         raise ValueError(f"unknown nonlinearity {nonlinearity!r}")
-    out: Tensor = _ElmanScan.apply(source.contiguous(), idx, whh, nonlinearity)
+    out: Tensor = _ElmanScan.apply(source.contiguous(), idx, whh, nonlinearity, grid)
     return out
 
 
-def lstm_scan(source: Tensor, whh: Tensor, idx: Tensor | None = None) -> Tensor:
-    """Batched LSTM recurrence, gate order i, f, o, g; returns the hidden states."""
-    out: Tensor = _LSTMScan.apply(source.contiguous(), idx, whh)
+def lstm_scan(
+    source: Tensor, whh: Tensor, idx: Tensor | None = None, grid: Grid | None = None
+) -> Tensor:
+    """Batched LSTM recurrence, gate order i, f, o, g; returns the hidden states. With
+    ``grid`` the cell and the hidden state are both snapped to it, the cell first."""
+    out: Tensor = _LSTMScan.apply(source.contiguous(), idx, whh, grid)
     return out
 
 
-def gru_scan(source: Tensor, whh: Tensor, bhh: Tensor, idx: Tensor | None = None) -> Tensor:
-    """Batched GRU recurrence (torch's equations); the input part holds W_ih x + b_ih only."""
-    out: Tensor = _GRUScan.apply(source.contiguous(), idx, whh, bhh)
+def gru_scan(
+    source: Tensor,
+    whh: Tensor,
+    bhh: Tensor,
+    idx: Tensor | None = None,
+    grid: Grid | None = None,
+) -> Tensor:
+    """Batched GRU recurrence (torch's equations); the input part holds W_ih x + b_ih only.
+    With ``grid`` every state is snapped to it."""
+    out: Tensor = _GRUScan.apply(source.contiguous(), idx, whh, bhh, grid)
     return out

@@ -36,6 +36,14 @@ Which code runs: LSTMs run oneDNN's fused LSTM (``nn.LSTM``); Elman networks and
 hand-written recurrences of :mod:`sepbench.models.recurrence` with one member (faster on CPU
 than ``nn.RNN``/``nn.GRU``, see ``RecurrentStack.uses_kernel``). Ensembles of every cell run all
 members at once through those recurrences (the fused kernels have no ``vmap`` rule).
+
+Bounded precision (option ``state_bits`` p, :mod:`sepbench.models.precision`): every number
+carried from one step to the next — h of every layer, and the cell c of an LSTM — is snapped
+to 2^p levels right after it is computed (an LSTM snaps c first, then h = σ(o)·tanh(c) reads
+the snapped c), with straight-through gradients. Grids: [−1, 1] for tanh Elman, GRU, LSTM h
+and c (c clamped); [0, 1] for sigmoid and relu Elman (relu clamped). The readout and the next
+layer read the snapped h, so the logits at step t depend on the tokens before t only through
+the carried, snapped state. Every cell then runs the hand-written kernels (the LSTM too).
 """
 
 from __future__ import annotations
@@ -49,6 +57,7 @@ from torch import Tensor, nn
 
 from sepbench.models.base import SeqModel, State
 from sepbench.models.cards import CARDS
+from sepbench.models.precision import Grid, elman_grid, quantise, unit
 from sepbench.models.recurrence import elman_scan, gru_scan, lstm_scan
 
 GATES = {"elman": 1, "lstm": 4, "gru": 3}
@@ -72,6 +81,11 @@ class RecurrentStack:
         self.d_in = vocab_size if self.onehot else int(options["embed_dim"])
         self.forget_bias = float(options.get("forget_bias", 0.0))
         self.recurrent_init = str(options.get("recurrent_init", "default"))
+        bits = options.get("state_bits")
+        self.grid: Grid | None = None
+        """The grid every carried number is snapped to (``state_bits``; None: unbounded)."""
+        if bits is not None:
+            self.grid = elman_grid(bits, self.nonlinearity) if cell == "elman" else unit(bits)
 
     def build(self) -> tuple[nn.Embedding | None, nn.Module]:
         embed = None if self.onehot else nn.Embedding(self.vocab_size, self.d_in)
@@ -111,8 +125,10 @@ class RecurrentStack:
         RNN module. Measured on CPU (B = 64, T = 64, widths 8-32, one thread): the kernel trains
         Elman and GRU networks 1.25-1.45x faster than ``nn.RNN``/``nn.GRU`` (whose CPU path
         records every step in autograd), while ``nn.LSTM`` (oneDNN's fused LSTM) is 1.6-2.6x
-        faster than the kernel. Sigmoid Elman networks have no torch module at all."""
-        return self.cell in ("elman", "gru")
+        faster than the kernel. Sigmoid Elman networks have no torch module at all, and
+        quantised states (``state_bits``) need the kernel: the fused LSTM cannot snap its
+        state between steps."""
+        return self.cell in ("elman", "gru") or self.grid is not None
 
     def state_size(self) -> int:
         return self.layers * self.width * (2 if self.cell == "lstm" else 1)
@@ -170,11 +186,11 @@ class RecurrentStack:
             else:
                 source = torch.matmul(w_ih, x) + bias.unsqueeze(2)  # [T, E, G·H, B]
             if self.cell == "lstm":
-                x = lstm_scan(source, w_hh, idx=idx)
+                x = lstm_scan(source, w_hh, idx=idx, grid=self.grid)
             elif self.cell == "gru":
-                x = gru_scan(source, w_hh, b_hh, idx=idx)
+                x = gru_scan(source, w_hh, b_hh, idx=idx, grid=self.grid)
             else:
-                x = elman_scan(source, w_hh, self.nonlinearity, idx=idx)
+                x = elman_scan(source, w_hh, self.nonlinearity, idx=idx, grid=self.grid)
         assert x is not None
         return x if kernel_layout else x.permute(1, 3, 0, 2)
 
@@ -186,7 +202,10 @@ class RecurrentStack:
     def step(
         self, embed: nn.Embedding | None, rnn: nn.Module, tokens: Tensor, state: State
     ) -> tuple[Tensor, State]:
-        """One step of the cell equations written out (independent of the fused kernels)."""
+        """One step of the cell equations written out (independent of the fused kernels);
+        with ``state_bits`` each carried number is quantised as soon as it is computed (the
+        cell before h reads it), with straight-through gradients."""
+        grid = self.grid
         x = self.encode(embed, tokens, _w(rnn, "weight_hh_l0"))
         hs, cs = [], []
         for k in range(self.layers):
@@ -197,6 +216,7 @@ class RecurrentStack:
             if self.cell == "lstm":
                 i, f, gg, o = (gi + gh).chunk(4, dim=-1)
                 c = torch.sigmoid(f) * state[1][k] + torch.sigmoid(i) * torch.tanh(gg)
+                c = quantise(c, grid)
                 h = torch.sigmoid(o) * torch.tanh(c)
                 cs.append(c)
             elif self.cell == "gru":
@@ -213,6 +233,7 @@ class RecurrentStack:
                     h = torch.relu(pre)
                 else:
                     h = torch.sigmoid(pre)
+            h = quantise(h, grid)
             hs.append(h)
             x = h
         new: State = (torch.stack(hs),) + ((torch.stack(cs),) if cs else ())

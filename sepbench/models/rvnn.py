@@ -278,7 +278,7 @@ class TreeEncoder(TreeModel):
 
     def __init__(self, vocab_size: int, width: int, options: Mapping[str, Any]) -> None:
         super().__init__(vocab_size, width, options)
-        pad = self.options["pad_id"]
+        pad = self.options.get("pad_id")
         if pad is not None and pad >= vocab_size:
             raise UserError(
                 f"model '{self.family}': option 'pad_id' must be a token id below vocab_size "
@@ -292,7 +292,7 @@ class TreeEncoder(TreeModel):
     def row_lengths(self, inputs: Tensor) -> Tensor:
         """Real tokens per row: T, or with ``pad_id`` the position after the last non-pad."""
         b, t = inputs.shape
-        pad = self.options["pad_id"]
+        pad = self.options.get("pad_id")
         if pad is None:
             return torch.full((b,), t, dtype=torch.long, device=inputs.device)
         pos = torch.arange(1, t + 1, device=inputs.device)[None, :] * (inputs != pad)

@@ -16,6 +16,13 @@ outputs with the masked decay matrix exp(L_t − L_s) (s ≤ t, L = cumulative �
 exponentials of non-positive numbers), and hands states from chunk to chunk in a loop over
 T/chunk summaries (linear in T). The state carried between steps is d × n floats per layer.
 
+Bounded precision (option ``state_bits`` p): the state is snapped to 2^p levels on [−1, 1]
+after every step (straight-through gradients; :mod:`sepbench.models.precision`), and the
+output reads the snapped state, y_t = C_t · snap(h_t). The recurrence is then nonlinear, so the
+scan runs its chunk-sequential path with one step per chunk (``ssm_scan.scan``): a loop over
+T, much slower than the parallel scan (docs/precision.md has the measurement). Of the
+inference options, a quantised model takes the scales only.
+
 Inference time (``sepbench.models.ssm_inference``, ``sepbench.models.collapse``):
 ``model.with_inference(**options)`` — a weight-sharing copy with the training-free collapse
 mitigations (decay/write scaling, state normalisation, sliding window); ``model.state_trace(
@@ -46,6 +53,7 @@ from sepbench.models.access import Weights
 from sepbench.models.base import SeqModel, State
 from sepbench.models.cards import CARDS
 from sepbench.models.collapse import StateTrace
+from sepbench.models.precision import Grid, unit
 from sepbench.models.ssm_inference import (
     PLAIN,
     Inference,
@@ -59,6 +67,14 @@ from sepbench.models.ssm_scan import CHUNK, SCAN_FLOATS, selective_scan
 from sepbench.models.transformer import norm
 
 __all__ = ["CHUNK", "SCAN_FLOATS", "SSMLayer", "SSMModel", "selective_scan"]
+
+
+def state_grid(options: Mapping[str, Any]) -> Grid | None:
+    """The SSM state's grid under ``state_bits`` p: [−1, 1] (a range [−R, R] is the same model
+    with B_proj / R and C_proj · R: the recurrence and the read are linear in h), 2^p levels;
+    None without the option."""
+    bits = options.get("state_bits")
+    return None if bits is None else unit(int(bits))
 
 
 class Coefficients(NamedTuple):
@@ -75,11 +91,15 @@ class Coefficients(NamedTuple):
 class SSMLayer(nn.Module):
     """One residual selective-SSM layer (see the module docstring)."""
 
-    def __init__(self, width: int, state_dim: int, layer_norm: bool, gate: bool) -> None:
+    def __init__(
+        self, width: int, state_dim: int, layer_norm: bool, gate: bool, grid: Grid | None = None
+    ) -> None:
         super().__init__()
         self.width = width
         self.state_dim = state_dim
         self.gate = gate
+        self.grid = grid
+        """The grid the state is snapped to after every step (``state_bits``; None: none)."""
         self.chunk = CHUNK
         self.norm = norm(width, layer_norm)
         self.in_proj = nn.Linear(width, 2 * width if gate else width)
@@ -122,7 +142,7 @@ class SSMLayer(nn.Module):
         """``run`` plus the coefficients and (``stride`` > 0) the states read every
         ``stride``-th step ``[..., T // stride, width, n]``."""
         c = self.coefficients(x, w, inf)
-        out = layer_scan(inf, index, c.a, c.x, c.B, c.C, stride)
+        out = layer_scan(inf, index, c.a, c.x, c.B, c.C, stride, self.grid)
         return self.output(x, out.y, c, w), c, out.states
 
     def step(self, x: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
@@ -141,7 +161,7 @@ class SSMLayer(nn.Module):
         """One incremental step under ``inf`` (state layout: ``ssm_inference``)."""
         w = Weights.of(self)
         c = self.coefficients(x, w, inf)
-        y, carried = layer_step(inf, index, carried, c.a, c.x, c.B, c.C, count)
+        y, carried = layer_step(inf, index, carried, c.a, c.x, c.B, c.C, count, self.grid)
         return self.output(x, y, c, w), carried
 
 
@@ -156,8 +176,10 @@ class SSMModel(SeqModel):
         super().__init__(vocab_size, width, options)
         o = self.options
         self.embed = nn.Embedding(vocab_size, width)
+        self.grid = state_grid(o)
         self.layers = nn.ModuleList(
-            SSMLayer(width, o["state_dim"], o["layer_norm"], o["gate"]) for _ in range(o["layers"])
+            SSMLayer(width, o["state_dim"], o["layer_norm"], o["gate"], self.grid)
+            for _ in range(o["layers"])
         )
         self.norm_f = norm(width, o["layer_norm"])
         self.readout = nn.Linear(width, vocab_size)
@@ -170,7 +192,9 @@ class SSMModel(SeqModel):
         ``renorm_every``, ``window`` (``sepbench.models.ssm_inference``; none: the plain
         model). Forward, ensemble forward, ``step`` and ``state_trace`` all honour them. An
         unknown option, a bad value or a combination the SSM cannot honour → UserError."""
-        inference = parse_inference(self.family, len(self.layers), self.width, options)
+        inference = parse_inference(
+            self.family, len(self.layers), self.width, options, self.grid is not None
+        )
         twin = copy.copy(self)
         twin.inference = inference
         return twin
@@ -232,6 +256,13 @@ class SSMModel(SeqModel):
     def state_size(self, length: int) -> int:
         o = self.options
         return state_floats(self.inference, o["layers"], self.width, o["state_dim"])
+
+    def state_bits(self, length: int) -> int:
+        """The card's rule; a window or renormalisation (unquantised only) carries more floats
+        (``state_size``), each counting its float's bits."""
+        if self.grid is None:
+            return self.state_size(length) * self.float_bits()
+        return super().state_bits(length)
 
     def init_state(self, batch_size: int) -> State:
         like = self.embed.weight

@@ -44,6 +44,7 @@ import torch
 from torch import Tensor
 
 from sepbench.errors import UserError
+from sepbench.models.precision import Grid, quantise
 from sepbench.models.ssm_scan import Renorm, ScanOut, renorm_factor, scan, window_scan
 
 if TYPE_CHECKING:
@@ -95,9 +96,20 @@ PLAIN = Inference()
 _OPTIONS = tuple(f.name for f in fields(Inference))
 
 
-def parse_inference(family: str, layers: int, width: int, options: Mapping[str, Any]) -> Inference:
-    """Validate ``with_inference`` options; UserError naming the option and what is allowed."""
+def parse_inference(
+    family: str, layers: int, width: int, options: Mapping[str, Any], quantised: bool = False
+) -> Inference:
+    """Validate ``with_inference`` options; UserError naming the option and what is allowed.
+    A ``quantised`` model (``state_bits``) takes the scales only: the window by state
+    difference and the renormalisation both act on an unquantised state."""
     where = f"{family}.with_inference"
+    for name in ("window", "state_norm"):
+        if quantised and options.get(name) is not None:
+            raise UserError(
+                f"{where}: {name!r} cannot be combined with a quantised state (state_bits): it "
+                "acts on the unquantised linear recurrence; the scales (decay_scale, "
+                "write_scale, dt_scale) apply"
+            )
     unknown = sorted(set(options) - set(_OPTIONS))
     if unknown:
         raise UserError(
@@ -156,16 +168,24 @@ def _thresholds(where: str, value: Any, layers: int, width: int) -> tuple[tuple[
 
 # ------------------------------------------------------------------ the two computation paths
 def layer_scan(
-    inf: Inference, layer: int, a: Tensor, x: Tensor, B: Tensor, C: Tensor, stride: int = 0
+    inf: Inference,
+    layer: int,
+    a: Tensor,
+    x: Tensor,
+    B: Tensor,
+    C: Tensor,
+    stride: int = 0,
+    grid: Grid | None = None,
 ) -> ScanOut:
     """The parallel path of one layer under ``inf``: outputs C_t · (state read at t) and, with
-    ``stride``, the states read after every ``stride``-th token."""
+    ``stride``, the states read after every ``stride``-th token. With ``grid`` (``state_bits``)
+    the state is snapped after every step (``ssm_scan.scan``'s sequential path)."""
     if inf.window is not None:
         return window_scan(a, x, B, C, inf.window, stride=stride)
     renorm = None
     if inf.state_norm is not None:
         renorm = Renorm(inf.renorm_every, inf.tau(layer, a))
-    return scan(a, x, B, C, stride=stride, renorm=renorm)
+    return scan(a, x, B, C, stride=stride, renorm=renorm, grid=grid)
 
 
 def layer_state(inf: Inference, batch: int, width: int, n: int, like: Tensor) -> tuple[Tensor, ...]:
@@ -187,9 +207,11 @@ def layer_step(
     B: Tensor,
     C: Tensor,
     count: Tensor | None,
+    grid: Grid | None = None,
 ) -> tuple[Tensor, tuple[Tensor, ...]]:
     """The incremental path of one layer: ``a, x : [B, width]``, ``B, C : [B, n]``, ``count``
-    the tokens read including this one (``state_norm`` only) → (C_t · state read, new state)."""
+    the tokens read including this one (``state_norm`` only), ``grid`` the state's grid
+    (``state_bits``) → (C_t · state read, new state)."""
     decay = torch.exp(a).unsqueeze(-1)
     write = x.unsqueeze(-1) * B.unsqueeze(1)
     if inf.window is not None:
@@ -206,6 +228,7 @@ def layer_step(
         assert count is not None
         due = (torch.remainder(count, inf.renorm_every) == 0).unsqueeze(-1)
         h = h * torch.where(due, renorm_factor(h, inf.tau(layer, h)), 1.0).unsqueeze(-1)
+    h = quantise(h, grid)
     return (h * C.unsqueeze(1)).sum(-1), (h,)
 
 

@@ -34,6 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from sepbench.models.precision import Grid, quantise
+
 CHUNK = 8
 """Time steps per chunk (intra-chunk work O(T·CHUNK·d); T/CHUNK steps in the inter-chunk loop)."""
 SCAN_FLOATS = 1 << 20
@@ -72,6 +74,7 @@ def scan(
     stride: int = 0,
     renorm: Renorm | None = None,
     restart: int = 0,
+    grid: Grid | None = None,
 ) -> ScanOut:
     """Outputs of the recurrence and, with ``stride`` > 0, its states every ``stride`` steps.
 
@@ -82,9 +85,17 @@ def scan(
     of ``restart`` steps is scanned from h = 0 (``window_scan`` builds on this). Either way
     the chunk length becomes the largest divisor of that period ≤ ``chunk``, so the points
     where the loop acts are chunk ends.
+
+    With ``grid`` (bounded precision, :mod:`sepbench.models.precision`) the state is snapped
+    to the grid after every step, straight-through — nonlinear at every step, so every step is
+    its own chunk (period 1): the scan becomes the sequential loop of the inter-chunk pass,
+    and each output reads its step's snapped state. Not combinable with ``renorm`` or
+    ``restart`` (ValueError; the models refuse those options with a quantised state).
     """
     lead, (t_len, d), n = a.shape[:-2], a.shape[-2:], B.shape[-1]
-    period = renorm.every if renorm is not None else restart
+    if grid is not None and (renorm is not None or restart):
+        raise ValueError("a quantised scan takes no renorm and no restart")
+    period = 1 if grid is not None else renorm.every if renorm is not None else restart
     if period:
         chunk = max(k for k in range(1, min(chunk, period) + 1) if period % k == 0)
     k = max(1, min(chunk, t_len))
@@ -97,8 +108,11 @@ def scan(
     L = a4.cumsum(dim=2)  # log-decay from the chunk start through each step
 
     y, S = _intra(L, x4, B4, C4)
-    h_in, h_out, factor = _carry(L[:, :, -1], S, k, t_len, renorm, restart)
-    y = y + torch.exp(L) * (C4 @ h_in.transpose(-1, -2))  # C_t · exp(L_t) H_in  [r, c, k, d]
+    h_in, h_out, factor = _carry(L[:, :, -1], S, k, t_len, renorm, restart, grid)
+    if grid is not None:  # k = 1: the output of each step reads its snapped state H_out
+        y = C4 @ h_out.transpose(-1, -2)
+    else:
+        y = y + torch.exp(L) * (C4 @ h_in.transpose(-1, -2))  # C_t · exp(L_t) H_in [r, c, k, d]
     if factor is not None:  # the output at a renormalisation step reads the rescaled state
         y = torch.cat([y[:, :, :-1], y[:, :, -1:] * factor.unsqueeze(2)], dim=2)
     y = y.reshape(rows, nc * k, d)[:, :t_len].reshape(*lead, t_len, d)
@@ -139,12 +153,19 @@ def _intra(L: Tensor, x: Tensor, B: Tensor, C: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def _carry(
-    L_end: Tensor, S: Tensor, k: int, t_len: int, renorm: Renorm | None, restart: int = 0
+    L_end: Tensor,
+    S: Tensor,
+    k: int,
+    t_len: int,
+    renorm: Renorm | None,
+    restart: int = 0,
+    grid: Grid | None = None,
 ) -> tuple[Tensor, Tensor, Tensor | None]:
     """The inter-chunk pass: H_out[c] = exp(Λ_c) H_in[c] + S_c, H_in[c + 1] = H_out[c],
     H_in[0] = 0 — one [rows, d, n] update per chunk. With ``renorm``, H_out is rescaled at
-    renormalisation points; with ``restart``, H_in is zero after every restart point.
-    Returns (H_in, H_out, per-chunk factors [rows, chunks, d] or None)."""
+    renormalisation points; with ``restart``, H_in is zero after every restart point; with
+    ``grid``, H_out is snapped to it (straight-through). Returns (H_in, H_out, per-chunk
+    factors [rows, chunks, d] or None)."""
     rows, nc, d, n = S.shape
     decay = torch.exp(L_end).unsqueeze(-1)  # [r, c, d, 1]
     zero = S.new_zeros(rows, d, n)
@@ -161,6 +182,7 @@ def _carry(
             factors.append(f)
         else:
             factors.append(one)
+        h = quantise(h, grid)
         outs.append(h)
         if restart and end % restart == 0:
             h = zero

@@ -28,6 +28,13 @@ Every ``Linear`` has a bias of its output size when ``bias=True`` (default); con
 usually build with ``bias=False``. A layer computes ``x = x + attn(ln1(x))`` then
 ``x = x + mlp(ln2(x))`` (pre-norm). The attention scale is the plain float attribute
 ``attn.scale`` (from the option ``attn_scale``: "sqrt" = 1/√dh, or a number).
+
+Bounded precision (option ``precision_bits`` p; :mod:`sepbench.models.precision`): the
+residual stream — after the embedding and positions, and after each residual sum — and every
+query, key and value (after RoPE, so the cache holds snapped keys) are snapped to B24's
+fixed-point grid, 2^p levels on [−R, R] with R = 2^⌊(p − 1)/2⌋, straight-through gradients.
+The attention scores and weights, the LayerNorms and the MLP's hidden units are computed in
+float32 from those snapped numbers (docs/precision.md says why).
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ from sepbench.errors import UserError
 from sepbench.models.access import Weights
 from sepbench.models.base import SeqModel, State
 from sepbench.models.cards import CARDS
+from sepbench.models.precision import Grid, fixed_point, quantise
 
 
 def sinusoidal(length: int, width: int, offset: int = 0, *, like: Tensor) -> Tensor:
@@ -101,9 +109,18 @@ class Attention(nn.Module):
     """Multi-head causal softmax attention with explicit ``W_Q, W_K, W_V, W_O``."""
 
     def __init__(
-        self, width: int, heads: int, head_dim: int, scale: float, use_rope: bool, bias: bool
+        self,
+        width: int,
+        heads: int,
+        head_dim: int,
+        scale: float,
+        use_rope: bool,
+        bias: bool,
+        grid: Grid | None = None,
     ) -> None:
         super().__init__()
+        self.grid = grid
+        """Queries, keys and values are snapped to it (``precision_bits``; None: unbounded)."""
         self.heads = heads
         self.head_dim = head_dim
         self.scale = float(scale)
@@ -126,6 +143,7 @@ class Attention(nn.Module):
         q, k, v = (self._split(w.linear(x, n)) for n in ("W_Q", "W_K", "W_V"))
         if self.use_rope:
             q, k = rope(q), rope(k)
+        q, k, v = (quantise(z, self.grid) for z in (q, k, v))
         lead = q.shape[:-3]
         if len(lead) != 1:  # fold (E, B) into one batch dimension: attention has no weights
             q, k, v = (z.reshape(-1, *z.shape[-3:]) for z in (q, k, v))
@@ -149,6 +167,7 @@ class Attention(nn.Module):
         q, k, v = (self._split(f(x)[:, None, :]) for f in (self.W_Q, self.W_K, self.W_V))
         if self.use_rope:
             q, k = rope(q, offset), rope(k, offset)
+        q, k, v = (quantise(z, self.grid) for z in (q, k, v))
         k_cache = torch.cat([k_cache, k], dim=2)
         v_cache = torch.cat([v_cache, v], dim=2)
         y = F.scaled_dot_product_attention(q, k_cache, v_cache, scale=self.scale)
@@ -187,10 +206,13 @@ class Block(nn.Module):
         layer_norm: bool,
         mlp_width: int,
         bias: bool,
+        grid: Grid | None = None,
     ) -> None:
         super().__init__()
+        self.grid = grid
+        """The residual stream after each sum, and q/k/v, are snapped to it (or None)."""
         self.ln1 = norm(width, layer_norm)
-        self.attn = Attention(width, heads, head_dim, scale, use_rope, bias)
+        self.attn = Attention(width, heads, head_dim, scale, use_rope, bias, grid)
         self.ln2 = norm(width, layer_norm) if mlp_width > 0 else nn.Identity()
         self.mlp = MLP(width, mlp_width, bias) if mlp_width > 0 else None
 
@@ -198,25 +220,33 @@ class Block(nn.Module):
         return self.run(x, Weights.of(self))
 
     def run(self, x: Tensor, w: Weights) -> Tensor:
-        x = x + self.attn.run(w.norm(x, "ln1"), w.sub("attn"))
+        x = quantise(x + self.attn.run(w.norm(x, "ln1"), w.sub("attn")), self.grid)
         if self.mlp is not None:
-            x = x + self.mlp.run(w.norm(x, "ln2"), w.sub("mlp"))
+            x = quantise(x + self.mlp.run(w.norm(x, "ln2"), w.sub("mlp")), self.grid)
         return x
 
     def step(self, x: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         y, k, v = self.attn.step(self.ln1(x), k, v)
-        x = x + y
+        x = quantise(x + y, self.grid)
         if self.mlp is not None:
-            x = x + self.mlp(self.ln2(x))
+            x = quantise(x + self.mlp(self.ln2(x)), self.grid)
         return x, k, v
+
+
+def attention_grid(options: Mapping[str, Any]) -> Grid | None:
+    """The grid of ``precision_bits`` p: B24's fixed-point grid (precision.fixed_point); None
+    without the option."""
+    bits = options.get("precision_bits")
+    return None if bits is None else fixed_point(int(bits))
 
 
 def resolve_scale(attn_scale: Any, head_dim: int) -> float:
     return 1.0 / math.sqrt(head_dim) if attn_scale == "sqrt" else float(attn_scale)
 
 
-def make_block(width: int, o: Mapping[str, Any]) -> Block:
-    """One :class:`Block` from validated :func:`attention_options` (``o``)."""
+def make_block(width: int, o: Mapping[str, Any], grid: Grid | None = None) -> Block:
+    """One :class:`Block` from validated :func:`attention_options` (``o``); ``grid``: the
+    number grid of bounded precision (:func:`attention_grid`), or None."""
     return Block(
         width,
         o["heads"],
@@ -226,6 +256,7 @@ def make_block(width: int, o: Mapping[str, Any]) -> Block:
         o["layer_norm"],
         o["mlp_width"],
         o["bias"],
+        grid,
     )
 
 
@@ -290,7 +321,8 @@ class TransformerModel(SeqModel):
         o = self.options
         self.embed = nn.Embedding(vocab_size, width)
         self.positions = Positions(o["pos"], width, o.get("max_len", 0), self.family)
-        self.layers = nn.ModuleList(make_block(width, o) for _ in range(o["layers"]))
+        self.grid = attention_grid(o)
+        self.layers = nn.ModuleList(make_block(width, o, self.grid) for _ in range(o["layers"]))
         self.norm_f = norm(width, o["layer_norm"])
         self.readout = nn.Linear(width, vocab_size, bias=o["bias"])
 
@@ -308,7 +340,7 @@ class TransformerModel(SeqModel):
 
     def run(self, inputs: Tensor, w: Weights) -> Tensor:
         """Logits for ``inputs : [B, T]`` (stacked weights: ``[E, B, T]`` → ``[E, B, T, V]``)."""
-        x = self.positions.run(w.embed(inputs, "embed"), w.sub("positions"))
+        x = quantise(self.positions.run(w.embed(inputs, "embed"), w.sub("positions")), self.grid)
         x = run_blocks(self.layers, x, w.sub("layers"))
         return w.linear(w.norm(x, "norm_f"), "readout")
 
@@ -324,7 +356,7 @@ class TransformerModel(SeqModel):
 
     def step(self, tokens: Tensor, state: State) -> tuple[Tensor, State]:
         offset = state[0].shape[2]
-        x = self.positions(self.embed(tokens)[:, None, :], offset)[:, 0]
+        x = quantise(self.positions(self.embed(tokens)[:, None, :], offset)[:, 0], self.grid)
         x, new = step_blocks(self.layers, x, state)
         out: Tensor = self.readout(self.norm_f(x))
         return out, new

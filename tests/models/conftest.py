@@ -63,6 +63,16 @@ CONFIGS: list[tuple[str, dict[str, Any]]] = [
     ("looped", {"iterations": 2, "pos": "learned", "mlp_width": 0, "layer_norm": False}),
     ("dtnet", {"iterations": 3}),
     ("dtnet", {"iterations": 2, "recall": False, "embed_dim": 3}),
+    # bounded precision (docs/precision.md): every family's quantised path
+    ("elman", {"state_bits": 2}),
+    ("elman", {"nonlinearity": "relu", "state_bits": 3}),
+    ("lstm", {"state_bits": 2}),
+    ("gru", {"layers": 2, "state_bits": 4}),
+    ("rag", {"cell": "lstm", "layers": 2, "state_bits": 3}),
+    ("ssm", {"state_bits": 2}),
+    ("transformer", {"precision_bits": 6, "pos": "rope", "heads": 2}),
+    ("hybrid", {"base": "ssm", "state_bits": 2, "precision_bits": 8}),
+    ("hybrid", {"base": "lstm", "state_bits": 4}),
 ]
 
 

@@ -134,6 +134,10 @@ class Recording:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.task, name)
 
+    def without_retriever(self) -> Recording:
+        assert self.task.without_retriever() is self.task  # no retriever: the view is the task
+        return self
+
     def sample(self, length: int, batch_size: int, **kw: Any) -> tasks.Batch:
         self.calls.append((length, batch_size))
         return self.task.sample(length, batch_size, **kw)
