@@ -228,7 +228,7 @@ def render_section(sec: Section, figure: str | None = None) -> list[str]:
                     p.every,
                     len(p.probes),
                     f"{p.seconds:.1f}",
-                    p.hypotheses or "—",
+                    p.hypotheses.replace("|", "\\|") or "—",
                 )
                 for p in w.points
             ],
