@@ -44,7 +44,7 @@ float64 at N = 4096) and a row costs N such products — the linear law is plain
 two-layer pair networks stop at 512: their every-position check is N full rows (one negative
 per position), N times the cost of the shared-prefix contexts of the lookup tasks."""
 WIDTH_MAX_DEFAULT = 4096
-PRECISION_MAX: dict[str, int] = {"index_lookup_1layer": 1024}
+PRECISION_MAX: dict[str, int] = {}
 PRECISION_MAX_DEFAULT = 256
 FORMS = {"log": "log N", "linear": "linear in N", "constant": "constant", "D log k": "D log k"}
 

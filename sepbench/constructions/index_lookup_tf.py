@@ -150,7 +150,6 @@ def index_lookup_1layer(
     )
 
 
-
 def _length(length: int) -> int:
     if isinstance(length, bool) or not isinstance(length, int | np.integer) or length < 1:
         raise UserError(f"length must be an integer >= 1, got {length!r}")

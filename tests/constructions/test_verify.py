@@ -122,8 +122,12 @@ def _small_lookup(n: int, dim: int | None = None, **params: Any) -> construction
 
 def test_exhaustive_index_lookup_up_to_12() -> None:
     rows = [
-        V.check(_small_lookup(n, alphabet=2), exhaustive_limit=1 << 17, contexts=2,
-                exhaustive_work=math.inf)
+        V.check(
+            _small_lookup(n, alphabet=2),
+            exhaustive_limit=1 << 17,
+            contexts=2,
+            exhaustive_work=math.inf,
+        )
         for n in (1, 5, 12)
     ]
     assert [r.exhaustive for r in rows] == [2, 2**5 * 5, 2**12 * 12]
