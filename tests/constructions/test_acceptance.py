@@ -10,7 +10,6 @@ wrongly; they must be rejected, and the accepted knob must answer every position
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -21,14 +20,6 @@ from torch import nn
 from sepbench import constructions, tasks
 from sepbench.constructions import base, curves
 from sepbench.constructions import verify as V
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.mark.parametrize(
