@@ -26,7 +26,7 @@ def _width_tables(text: str) -> dict[str, list[tuple[int, int | None, int | None
         name = section.split("`")[1]
         if "**Constructive width**" not in section:
             continue
-        table = section.split("**Constructive width**", 1)[1]
+        table = section.split("**Constructive width**", 1)[1].split("Fitted law", 1)[0]
         rows = re.findall(r"^\| (\d+) \| (\d+|none) \| (\d+|—) \|", table, flags=re.M)
         out[name] = [
             (int(n), None if k == "none" else int(k), None if w == "—" else int(w))
