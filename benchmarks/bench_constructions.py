@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 
@@ -83,3 +84,25 @@ def test_width_search(benchmark) -> None:
     benchmark.extra_info["knob"] = point.knob
     benchmark.extra_info["probes"] = len(point.probes)
     print(f"\nwidth search N=256: addr_dim {point.knob} after {len(point.probes)} probes")
+
+
+@pytest.mark.parametrize("length", [1024, 4096])
+def test_every_position_context_vs_full_rows(benchmark, length: int) -> None:
+    """One shared-prefix context (a query at each of the N positions) against the cost of
+    the N full rows it replaces (estimated from 2 full rows), at the accepted address width."""
+    from sepbench.constructions.shared_prefix import last_logits
+
+    c = constructions.get("index_lookup_1layer")
+    assert c.admissible is not None
+    hb = c.build(length, addr_dim=c.admissible(length, 1), max_length=length)
+    ctx = V.EVERY_POSITION["index_lookup"](hb.task, length, np.random.default_rng(0))
+    assert isinstance(ctx, V.Context)
+    rows = np.concatenate([np.repeat(ctx.prefix[None], 2, 0), ctx.finals[:2, None]], axis=1)
+    start = time.perf_counter()
+    with torch.no_grad():
+        hb.module(torch.from_numpy(rows))
+    full = (time.perf_counter() - start) / 2 * length
+    benchmark.pedantic(lambda: last_logits(hb.module, ctx.prefix, ctx.finals), rounds=1)
+    shared = benchmark.stats.stats.mean
+    benchmark.extra_info["speedup_vs_full_rows"] = round(full / shared, 1)
+    print(f"\nN={length}: {length} queries in {shared:.1f} s shared vs ~{full:.0f} s as full rows")

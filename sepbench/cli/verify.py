@@ -186,20 +186,20 @@ def _curves(name: str, lengths: list[int], params: dict[str, Any]) -> int:
     bad = 0
     if c.width_knob is not None:
         wc = curves.width_curve(name, lengths, params=params)
-        print(f"-- smallest verifying {c.width_knob} (width)")
+        print(f"-- smallest accepted {c.width_knob} (width): hypotheses hold, every row right")
         for p in wc.points:
             shown = "none" if p.knob is None else f"{p.knob} ({p.width})"
             print(f"   N={p.length:<6} {shown:<14} rows {p.checked:<5} {p.seconds:6.1f} s")
             smallest[p.length] = p.knob
             if p.knob is not None:
-                knobs[p.length] = 2 * p.knob
+                knobs[p.length] = p.knob
         print(f"   fit: {wc.law}")
         print(f"   {wc.verdict if wc.verdict else wc.note}")
         if wc.verdict is not None and wc.verdict.outcome == "inconsistent":
             bad += 1
     pc = curves.precision_curve(name, lengths, params=params, knobs=knobs or None)
     print(
-        "-- fewest bits at twice the smallest width (mantissa with float64 exponents; fixed "
+        "-- fewest bits at the smallest accepted width (mantissa with float64 exponents; fixed "
         "point: step 2^-f, |x| <= 2^f)"
     )
     for q in pc.points:
@@ -209,8 +209,9 @@ def _curves(name: str, lengths: list[int], params: dict[str, Any]) -> int:
             f"fixed f={q.fixed_bits}  {dt}"
         )
     print(f"   fixed-point fit: {pc.fixed_law}")
-    bits = {q.length: 2 * q.fixed_bits + 1 for q in pc.points if q.fixed_bits is not None}
-    rows = curves.sanity(name, [(n, smallest.get(n)) for n in lengths], bits=bits, params=params)
+    bits = {q.length: q.needed_bits for q in pc.points if q.needed_bits is not None}
+    measured = [(n, smallest.get(n)) for n in lengths if n in bits]
+    rows = curves.sanity(name, measured, bits=bits, params=params)
     for r in rows:
         mark = "ok" if r.ok else "BELOW THE LOWER BOUND"
         print(

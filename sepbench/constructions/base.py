@@ -31,6 +31,9 @@ class HandBuilt:
     ``task`` is the task (with parameters) it solves at ``length``; ``width_params`` are the
     knobs that set its width (e.g. the address dimension), so a width search can call the
     builder again with smaller values; ``notes`` records fixes to the spec's construction.
+    ``hypotheses`` states the structural facts its correctness proof assumes of this build
+    (e.g. B24 Lemma 2's address margin, measured on the draw) and ``hypotheses_hold`` whether
+    they hold: a network whose hypotheses fail is not certified, whatever inputs it passes.
     """
 
     module: nn.Module
@@ -42,6 +45,8 @@ class HandBuilt:
     width_params: dict[str, Any] = field(default_factory=dict)
     generate: bool = False
     notes: str = ""
+    hypotheses: str = ""
+    hypotheses_hold: bool = True
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,10 @@ class Construction:
     summary: str
     width_knob: str | None = None
     """Name of the builder keyword that sets the width (for the smallest-width search)."""
+    admissible: Callable[..., int | None] | None = None
+    """``admissible(length, start, **params)``: the smallest knob value ≥ ``start`` at which the
+    build's structural hypotheses hold (None: none up to the search's maximum). Every
+    construction with a width knob has one: the width search only tries these values."""
     unit_bits: bool = False
     """Every unit of the width holds one bit (exact 0/1 or ±1 threshold units), so the width
     counts state *bits*, not p-bit numbers. Declared by constructions of results stated in
@@ -83,15 +92,27 @@ def register(
     form: str,
     summary: str,
     width_knob: str | None = None,
+    admissible: Callable[..., int | None] | None = None,
     unit_bits: bool = False,
 ) -> Callable[[Callable[..., HandBuilt]], Callable[..., HandBuilt]]:
-    """Decorator: add a builder to the registry under ``name``."""
+    """Decorator: add a builder to the registry under ``name`` (a width knob needs its
+    ``admissible`` rule)."""
 
     def wrap(fn: Callable[..., HandBuilt]) -> Callable[..., HandBuilt]:
         if name in _REGISTRY:
             raise AssertionError(f"construction {name!r} registered twice")
+        if (width_knob is None) != (admissible is None):
+            raise AssertionError(f"construction {name!r}: a width knob needs its admissible rule")
         _REGISTRY[name] = Construction(
-            name, fn, task, result_id, form, summary, width_knob, unit_bits
+            name,
+            fn,
+            task,
+            result_id,
+            form,
+            summary,
+            width_knob,
+            admissible=admissible,
+            unit_bits=unit_bits,
         )
         return fn
 

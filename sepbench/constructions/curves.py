@@ -2,22 +2,33 @@
 "How the testbed confronts theory with measurement", items 1, 2 and 4).
 
 * :func:`width_curve` — for a construction with a width knob (``Construction.width_knob``),
-  the smallest knob value whose network still verifies, at each N: a doubling search from
-  :data:`KNOB_START` for the first value that passes, then bisection between the last failure
-  and it. Every probe at one N is checked on the **same** rows (the enumeration when there
-  are at most ``exhaustive_limit`` inputs, else ``hard`` structured rows and ``samples``
-  random rows from a seed fixed per N), stopping at the first error. The curve is fitted with
-  :func:`sepbench.theory.fit_growth` and judged with :func:`sepbench.theory.verdict` against
-  the construction's result. Bisection presumes that verification is monotone in the knob;
-  with nested address draws (:mod:`~sepbench.constructions.addresses`) it nearly is, and the
-  curve reports what the search found.
+  the smallest knob value that is **accepted** at each N (:func:`smallest_knob`). A value is
+  accepted only if
+
+  1. the build's **structural hypotheses** hold — what its correctness proof assumes of the
+     drawn weights, e.g. B24 Lemma 2's margin |⟨T(i), T(j)⟩| ≤ γ over all its addresses
+     (``HandBuilt.hypotheses_hold``; the construction's ``admissible`` rule finds the values
+     where they do, exactly, without building networks); and
+  2. it answers **every position's hard input** (:data:`CURVE_CONTEXTS` contexts with a query
+     at every position, :data:`~sepbench.constructions.verify.EVERY_POSITION`) plus
+     :data:`CURVE_HARD` structured hard rows and :data:`CURVE_SAMPLES` random rows — the same
+     rows at every N (or every input, when there are at most :data:`CURVE_EXHAUSTIVE`).
+
+  The search walks the admissible values upwards (the margin is not monotone in the knob, so
+  no bisection) and stops at the first that passes; when the proof is right that is the first
+  admissible value, and the curve measures the proof's own quantity (for the address
+  constructions: the smallest dimension at which the seeded draw has the lemma's margin). The
+  answer does not depend on where a caller's previous search ended, so ``sepbench verify
+  --curves``, ``sepbench run`` and docs/constructions.md report the same width at every N.
+  The curve is fitted with :func:`sepbench.theory.fit_growth` and judged with
+  :func:`sepbench.theory.verdict` against the construction's result.
 * :func:`precision_curve` — at each N, the fewest mantissa bits (floating point with float64's
   exponent range) and the fewest fixed-point fraction bits f (B24's grid: step 2^(−f), clipped
   at ±2^f, 2f + 1 bits a number) at which the construction still verifies, by bisection, and
-  whether the built-in dtypes pass. The network is built with ``params`` (e.g. a knob value).
+  whether the built-in dtypes pass — on :func:`precision_rows` (fixed per N).
 * :func:`sanity` — no construction may beat a lower bound of its own model class: width ×
-  bits per number (state size × bits for recurrent models) against every lower (or tight)
-  result of the catalogue for the same task and class.
+  the bits per number it **needs** (measured: 2f + 1; state size × bits for recurrent
+  models) against every lower (or tight) result of the catalogue for the same task and class.
 
 All of it is plain data (dataclasses) for the CLI and :mod:`~sepbench.docgen.constructions`.
 """
@@ -35,19 +46,60 @@ from sepbench.constructions import verify as V
 from sepbench.constructions.base import Construction, HandBuilt, get
 from sepbench.errors import UserError
 
-KNOB_START = 4
-"""First knob value the width search tries."""
 KNOB_MAX = 4096
 """The width search gives up above this knob value."""
-CURVE_WORK = float(1 << 33)
-"""Multiply-adds one probe may spend (:func:`~sepbench.constructions.verify.row_cost`): the
-number of rows checked per N follows from it, between CURVE_MIN_ROWS and CURVE_MAX_ROWS."""
-CURVE_MIN_ROWS = 32
-CURVE_MAX_ROWS = 512
-CURVE_HARD_SHARE = 0.75
-"""Share of the rows that are structured hard inputs (positions spread evenly)."""
+CURVE_CONTEXTS = 4
+"""Every-position contexts per probe when they share their prefix (index lookup: 4 strings ×
+N queries); tasks whose every-position rows are full rows (the pair tasks) get
+:data:`CURVE_ROW_CONTEXTS`."""
+CURVE_ROW_CONTEXTS = 1
+CURVE_HARD = 8
+"""Structured hard rows per probe (positions spread evenly, both ends included)."""
+CURVE_SAMPLES = 8
+"""Random task rows per probe."""
 CURVE_EXHAUSTIVE = 1 << 12
+PRECISION_CONTEXTS = 1
+"""Every-position contexts of a precision probe (shared-prefix tasks only: a simulated
+precision pass over N full rows would cost N × 16 float64 passes)."""
 DOUBLING_LENGTHS = (8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
+
+
+CURVE_SAMPLES_ALONE = 128
+"""Random rows per probe of a task without every-position contexts (the Dyck tasks)."""
+
+
+def acceptance_rows(hb: HandBuilt) -> dict[str, Any]:
+    """The rows every acceptance check of ``hb``'s task checks (the same at every N)."""
+    name = hb.task.name
+    if hb.generate:  # greedy decoding: no teacher-forced contexts
+        return {"contexts": 0, "hard_limit": 0, "samples": V.GENERATE_SAMPLES,
+                "exhaustive_limit": CURVE_EXHAUSTIVE}  # fmt: skip
+    if name not in V.EVERY_POSITION:
+        return {"contexts": 0, "hard_limit": CURVE_HARD, "samples": CURVE_SAMPLES_ALONE,
+                "exhaustive_limit": CURVE_EXHAUSTIVE}  # fmt: skip
+    return {
+        "contexts": CURVE_CONTEXTS if V.shares_prefix(name) else CURVE_ROW_CONTEXTS,
+        "hard_limit": CURVE_HARD,
+        "samples": CURVE_SAMPLES,
+        "exhaustive_limit": CURVE_EXHAUSTIVE,
+    }
+
+
+def precision_rows(task_name: str) -> dict[str, Any]:
+    """The rows every precision probe checks (the same at every N)."""
+    return {
+        "contexts": PRECISION_CONTEXTS if V.shares_prefix(task_name) else 0,
+        "hard_limit": CURVE_HARD,
+        "samples": CURVE_SAMPLES,
+        "exhaustive_limit": CURVE_EXHAUSTIVE,
+    }
+
+
+def accept(hb: HandBuilt, name: str | None = None, seed: int = 0) -> V.VerifyRow:
+    """The acceptance check of one build: its hypotheses and :func:`acceptance_rows` (the
+    verdict is ``pass`` only if both hold; stops at the first wrong row)."""
+    return V.check(hb, name=name, stop_at_first=True, exhaustive_work=math.inf, seed=seed,
+                   **acceptance_rows(hb))  # fmt: skip
 
 
 # ------------------------------------------------------------------------------ width
@@ -55,17 +107,21 @@ DOUBLING_LENGTHS = (8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 
 @dataclass
 class WidthPoint:
-    """The smallest verified knob at one N, and what the search tried."""
+    """The smallest accepted knob at one N, and what the search tried."""
 
     length: int
     knob: int | None
-    """Smallest knob value that verified (None: none up to KNOB_MAX)."""
+    """Smallest accepted knob value (None: none up to KNOB_MAX)."""
     width: int | None
     checked: int
-    """Rows the passing network was checked on."""
+    """Rows the accepted network was checked on."""
     probes: dict[int, bool] = field(default_factory=dict)
-    """Every knob value tried → whether it verified."""
+    """Every knob value tried (all admissible) → whether its rows passed."""
     seconds: float = 0.0
+    every: int = 0
+    """Of ``checked``: rows of the every-position contexts (a query at every position)."""
+    hypotheses: str = ""
+    """The accepted build's structural hypotheses, as measured."""
 
 
 @dataclass
@@ -87,87 +143,32 @@ class WidthCurve:
         return self.fit.laws[self.fit.best].formula()
 
 
-def _probe(
-    construction: Construction,
-    n: int,
-    knob: str,
-    value: int,
-    params: Mapping[str, Any],
-    rows: Mapping[str, Any],
-) -> tuple[bool, HandBuilt, V.VerifyRow]:
-    hb = construction.build(n, **{**params, knob: value})
-    row = V.check(hb, name=construction.name, stop_at_first=True, exhaustive_work=math.inf, **rows)
-    return row.verdict == "pass", hb, row
-
-
-def budget_rows(hb: HandBuilt, work: float = CURVE_WORK) -> tuple[int, int]:
-    """(hard rows, random rows) that one probe of ``hb``'s size can afford."""
-    cost = V.row_cost(hb.module, hb.task.max_tokens(hb.length), hb.width)
-    total = int(max(CURVE_MIN_ROWS, min(CURVE_MAX_ROWS, work // max(cost, 1.0))))
-    if hb.generate:  # greedy decoding: a Python loop per token
-        total = min(total, V.GENERATE_SAMPLES)
-    if hb.task.name not in V.HARD_INPUTS or hb.generate:
-        return 0, total
-    hard = int(total * CURVE_HARD_SHARE)
-    return hard, total - hard
-
-
 def smallest_knob(
-    name: str,
-    length: int,
-    *,
-    params: Mapping[str, Any] | None = None,
-    samples: int | None = None,
-    hard_limit: int | None = None,
-    exhaustive_limit: int = CURVE_EXHAUSTIVE,
-    seed: int = 0,
-    start: int = KNOB_START,
-    work: float = CURVE_WORK,
+    name: str, length: int, *, params: Mapping[str, Any] | None = None, seed: int = 0
 ) -> WidthPoint:
-    """The smallest value of ``name``'s width knob that verifies at N = ``length``.
-
-    ``samples``/``hard_limit`` default to :func:`budget_rows` of the network at ``start``.
-    """
+    """The smallest value of ``name``'s width knob accepted at N = ``length`` (see the module
+    docstring): the admissible values in increasing order, each built and checked on
+    :func:`acceptance_rows` until one passes. ``seed`` draws the random rows and contexts;
+    ``params`` go to the builder (and to its admissible rule)."""
     construction = get(name)
     knob = construction.width_knob
-    if knob is None:
+    if knob is None or construction.admissible is None:
         raise UserError(f"construction '{name}' has no width knob")
-    if samples is None or hard_limit is None:
-        hard, rand = budget_rows(
-            construction.build(length, **{**(params or {}), knob: start}), work
-        )
-        samples = rand if samples is None else samples
-        hard_limit = hard if hard_limit is None else hard_limit
-    rows: dict[str, Any] = {
-        "samples": samples,
-        "hard_limit": hard_limit,
-        "exhaustive_limit": exhaustive_limit,
-        "seed": seed,
-    }
+    base = {k: v for k, v in (params or {}).items() if k != knob}
     clock = time.perf_counter()
     probes: dict[int, bool] = {}
-    good: tuple[int, HandBuilt, V.VerifyRow] | None = None
-    low, value = 0, max(1, start)
-    while value <= KNOB_MAX:  # doubling: find a passing value
-        ok, hb, row = _probe(construction, length, knob, value, params or {}, rows)
-        probes[value] = ok
-        if ok:
-            good = (value, hb, row)
-            break
-        low, value = value, value * 2
-    if good is None:
-        return WidthPoint(length, None, None, 0, probes, time.perf_counter() - clock)
-    high = good[0]
-    while high - low > 1:  # bisection: low fails (or is 0), high passes
-        mid = (low + high) // 2
-        ok, hb, row = _probe(construction, length, knob, mid, params or {}, rows)
-        probes[mid] = ok
-        if ok:
-            high, good = mid, (mid, hb, row)
-        else:
-            low = mid
-    _, hb, row = good
-    return WidthPoint(length, high, hb.width, row.checked, probes, time.perf_counter() - clock)
+    value = construction.admissible(int(length), 1, **base)
+    while value is not None and value <= KNOB_MAX:
+        hb = construction.build(int(length), **{**base, knob: value})
+        if not hb.hypotheses_hold:  # the admissible rule and the builder disagree: a bug
+            raise AssertionError(f"{name}: {knob}={value} admissible but {hb.hypotheses}")
+        row = accept(hb, name, seed)
+        probes[value] = row.verdict == "pass"
+        if probes[value]:
+            return WidthPoint(int(length), value, hb.width, row.checked, probes,
+                              time.perf_counter() - clock, row.every, hb.hypotheses)  # fmt: skip
+        value = construction.admissible(int(length), value + 1, **base)
+    return WidthPoint(int(length), None, None, 0, probes, time.perf_counter() - clock)
 
 
 def width_curve(
@@ -175,37 +176,23 @@ def width_curve(
     lengths: Sequence[int] = DOUBLING_LENGTHS,
     *,
     params: Mapping[str, Any] | None = None,
-    samples: int | None = None,
-    hard_limit: int | None = None,
-    exhaustive_limit: int = CURVE_EXHAUSTIVE,
     seed: int = 0,
-    work: float = CURVE_WORK,
 ) -> WidthCurve:
     """The constructive width curve of ``name`` (see the module docstring)."""
     construction = get(name)
     if construction.width_knob is None:
         raise UserError(f"construction '{name}' has no width knob: its width is fixed")
-    points = []
-    start = KNOB_START
-    for n in lengths:
-        point = smallest_knob(
-            name,
-            int(n),
-            params=params,
-            samples=samples,
-            hard_limit=hard_limit,
-            exhaustive_limit=exhaustive_limit,
-            seed=seed,
-            start=start,
-            work=work,
-        )
-        points.append(point)
-        if point.knob is not None:  # the next N needs at least about as much
-            start = max(KNOB_START, point.knob // 2)
+    points = [smallest_knob(name, int(n), params=params, seed=seed) for n in lengths]
+    return curve_of(construction, points)
+
+
+def curve_of(construction: Construction, points: Sequence[WidthPoint]) -> WidthCurve:
+    """A :class:`WidthCurve` from measured points: fitted and judged."""
+    assert construction.width_knob is not None
     fit, verdict, note = _fit(construction, points)
     return WidthCurve(
-        name, construction.result_id, construction.form, construction.width_knob, points,
-        fit, verdict, note,
+        construction.name, construction.result_id, construction.form, construction.width_knob,
+        list(points), fit, verdict, note,
     )  # fmt: skip
 
 
@@ -227,7 +214,6 @@ def _fit(
 
 MANTISSA_RANGE = (0, 52)
 FIXED_RANGE = (1, 52)
-PRECISION_SLOWDOWN = 16.0
 
 
 @dataclass
@@ -241,6 +227,11 @@ class PrecisionPoint:
     dtypes: dict[str, bool] = field(default_factory=dict)
     """Built-in dtype → verified."""
     seconds: float = 0.0
+
+    @property
+    def needed_bits(self) -> int | None:
+        """Bits per number the construction needs on B24's grid: 2f + 1 (None: f > 52)."""
+        return None if self.fixed_bits is None else 2 * self.fixed_bits + 1
 
 
 @dataclass
@@ -285,42 +276,16 @@ def _fewest_bits(hb: HandBuilt, fixed: bool, rows: Mapping[str, Any]) -> int | N
 
 
 def precision_point(
-    hb: HandBuilt,
-    *,
-    samples: int | None = None,
-    hard_limit: int | None = None,
-    exhaustive_limit: int = CURVE_EXHAUSTIVE,
-    seed: int = 0,
-    dtypes: Sequence[str] = ("float32", "bfloat16", "float16"),
-    work: float = CURVE_WORK,
+    hb: HandBuilt, *, seed: int = 0, dtypes: Sequence[str] = ("float32", "bfloat16", "float16")
 ) -> PrecisionPoint:
-    """Fewest mantissa / fixed-point bits and the dtypes that pass, for one built network.
-
-    Rows as in :func:`smallest_knob` (:func:`budget_rows` unless given); a simulated
-    precision pass costs several float64 passes (every op is followed by its rounding), so
-    the budget is divided by :data:`PRECISION_SLOWDOWN`; the bfloat16/float16 checks, slow
-    on CPU, use a quarter of the rows.
-    """
+    """Fewest mantissa / fixed-point bits and the dtypes that pass, for one built network,
+    every probe on :func:`precision_rows` (the same at every N)."""
     clock = time.perf_counter()
-    if samples is None or hard_limit is None:
-        hard, rand = budget_rows(hb, work / PRECISION_SLOWDOWN)
-        samples = rand if samples is None else samples
-        hard_limit = hard if hard_limit is None else hard_limit
-    rows: dict[str, Any] = {
-        "samples": samples,
-        "hard_limit": hard_limit,
-        "exhaustive_limit": exhaustive_limit,
-        "seed": seed,
-    }
+    rows = {**precision_rows(hb.task.name), "seed": seed}
     mant = _fewest_bits(hb, False, rows)
     fixed = _fewest_bits(hb, True, rows)
-    few = {
-        **rows,
-        "samples": max(1, rows["samples"] // 4),
-        "hard_limit": max(1, rows["hard_limit"] // 4),
-    }
     passes = {
-        d: V.check(hb, d, stop_at_first=True, exhaustive_work=math.inf, **few).verdict == "pass"
+        d: V.check(hb, d, stop_at_first=True, exhaustive_work=math.inf, **rows).verdict == "pass"
         for d in dtypes
     }
     return PrecisionPoint(hb.length, hb.width, mant, fixed, passes, time.perf_counter() - clock)
@@ -332,17 +297,13 @@ def precision_curve(
     *,
     params: Mapping[str, Any] | None = None,
     knobs: Mapping[int, int] | None = None,
-    samples: int | None = None,
-    hard_limit: int | None = None,
-    exhaustive_limit: int = CURVE_EXHAUSTIVE,
     seed: int = 0,
     dtypes: Sequence[str] = ("float32", "bfloat16", "float16"),
-    work: float = CURVE_WORK,
 ) -> PrecisionCurve:
     """The precision curve of ``name``: :func:`precision_point` at every N.
 
-    ``knobs`` maps N to a width-knob value to build with (e.g. twice the smallest verified
-    one, from :func:`width_curve`); otherwise the builder's defaults (and ``params``) apply.
+    ``knobs`` maps N to a width-knob value to build with (e.g. the smallest accepted one,
+    from :func:`width_curve`); otherwise the builder's defaults (and ``params``) apply.
     """
     construction = get(name)
     points = []
@@ -351,17 +312,7 @@ def precision_curve(
         if knobs and int(n) in knobs and construction.width_knob:
             extra[construction.width_knob] = knobs[int(n)]
         hb = construction.build(int(n), **extra)
-        points.append(
-            precision_point(
-                hb,
-                samples=samples,
-                hard_limit=hard_limit,
-                exhaustive_limit=exhaustive_limit,
-                seed=seed,
-                dtypes=dtypes,
-                work=work,
-            )
-        )
+        points.append(precision_point(hb, seed=seed, dtypes=dtypes))
     done = [p for p in points if p.fixed_bits is not None]
     fit = None
     note = ""
@@ -383,7 +334,7 @@ class SanityRow:
     numbers: float
     """Width (attention) or state size (recurrent) of the construction."""
     bits: int
-    """Bits per number used for the comparison."""
+    """Bits per number charged: what the construction was measured to need at that N."""
     lower_numbers: float
     """The lower bound on the numbers at that precision."""
     ok: bool
@@ -397,21 +348,28 @@ def model_class(construction: Construction) -> str:
 
 def sanity(
     name: str,
-    points: Sequence[tuple[int, int | None]] | None = None,
+    points: Sequence[tuple[int, int | None]],
     *,
-    bits: Mapping[int, int] | None = None,
+    bits: Mapping[int, int],
     params: Mapping[str, Any] | None = None,
-    lengths: Sequence[int] = (8, 64, 512),
 ) -> list[SanityRow]:
     """Compare ``name`` with every lower (or tight) bound of its model class on its task.
 
     ``points`` are (N, knob value) pairs to build (knob None: the default), e.g. from a width
-    curve; otherwise ``lengths`` with default parameters. ``bits[N]`` is the precision per
-    number to charge (default 64, the float64 the network was verified in — the weakest
-    claim; pass the measured fixed-point 2f + 1 for the strongest). A row with ``ok`` False
-    is a bug report: the construction (or the bound) is wrong.
+    curve. ``bits[N]`` is the precision per number the construction **needs** at N — measure
+    it (:attr:`PrecisionPoint.needed_bits`, 2f + 1 on B24's fixed-point grid); it is charged
+    as is, so a construction that stores fewer bits than a bound demands fails (there is no
+    generous default: charging the 64 bits of the float64 it ran in would let every
+    construction pass). A row with ``ok`` False is a bug report: the construction (or the
+    bound) is wrong.
     """
     construction = get(name)
+    missing = sorted({int(n) for n, _ in points if n >= 2} - {int(n) for n in bits})
+    if missing:
+        raise UserError(
+            f"sanity of '{name}': no measured bits per number at N = {missing[0]}; pass "
+            "bits[N] (e.g. 2f + 1 from its precision point) for every N"
+        )
     cls = model_class(construction)
     if cls is None:
         return []
@@ -420,9 +378,8 @@ def sanity(
         for r in theory.for_task(construction.task, cls)
         if r.direction in ("lower", "tight") and cls in r.model_classes
     ]
-    todo = list(points) if points is not None else [(n, None) for n in lengths]
     out = []
-    for n, knob in todo:
+    for n, knob in points:
         if n < 2:
             continue
         extra = dict(params or {})
@@ -432,7 +389,7 @@ def sanity(
         recurrent = cls.startswith("rnn")
         state = getattr(hb.module, "state_size", None)
         numbers = float(state(hb.length)) if recurrent and callable(state) else float(hb.width)
-        p = (bits or {}).get(int(n), 64)
+        p = int(bits[int(n)])
         for r in bounds:
             known = {q.name for q in r.params}
             rp = {k: v for k, v in hb.task.params.items() if k in known}

@@ -14,7 +14,9 @@ from sepbench.constructions.addresses import (
     attention,
     bias,
     binary_codes,
+    check_gamma,
     code_bits,
+    margin_dim,
     put,
     random_addresses,
     transformer,
@@ -34,6 +36,9 @@ READOUT_SCALE = 4.0
     form="log",
     summary="one attention layer looks up position p by nearly orthogonal addresses",
     width_knob="addr_dim",
+    admissible=lambda length, start=1, gamma=0.25, seed=0, **_: margin_dim(
+        _length(length), check_gamma(gamma), seed, 0, start
+    ),
 )
 def index_lookup_1layer(
     length: int,
@@ -57,16 +62,20 @@ def index_lookup_1layer(
 
     ``embed`` holds the ρ and T(p) blocks, the learned position table ``pos_emb[i-1] = T(i)``
     for i = 1..N and 0 at the query slot (row N). T(1..N) are random sign addresses
-    (:mod:`~sepbench.constructions.addresses`) with separation δ = 1 − max_{i≠j}⟨T(i),T(j)⟩.
+    (:mod:`~sepbench.constructions.addresses`).
+
+    **Hypothesis** (B24 Lemma 2 at margin γ, checked on the draw: ``hypotheses_hold``): every
+    |⟨T(i),T(j)⟩| ≤ γ for i ≠ j. The proof below uses nothing else about the addresses.
 
     **Attention** (one head, head dimension K, no 1/√d): W_Q = η·(query block), W_K = (key
     block), W_V = (ρ block), W_O writes the head's first B coordinates back into the ρ block,
     which is empty at the query position. The query's logit is η⟨T(p),T(p)⟩ = η at position p,
-    at most η(1 − δ) at any other data position and 0 at its own slot. With
-    δ' = min(δ, 1) and η = ln(3(N + 1))/δ', the weight off p is at most
-    N·e^(−ηδ')/(1 + N·e^(−ηδ')) < 1/4, so every averaged bit r_b = Σ_j a_j ρ_b(x_j) is > 3/4
-    when ρ_b(x_p) = 1 and < 1/4 when it is 0 (the attention weights depend on p only, never on
-    the symbols). Shorter inputs (n < N) only remove distractors.
+    at most ηγ at any other data position and 0 at its own slot. With η = ln(3(N + 1))/(1 − γ)
+    — from γ alone, never from the drawn addresses — the weight off p is at most
+    N·e^(−η(1−γ))/(1 + N·e^(−η(1−γ))) = N/(4N + 3) < 1/4, so every averaged bit
+    r_b = Σ_j a_j ρ_b(x_j) is > 3/4 when ρ_b(x_p) = 1 and < 1/4 when it is 0 (the attention
+    weights depend on p only, never on the symbols). Shorter inputs (n < N) only remove
+    distractors.
 
     **Readout.** logit(s) = 4·Σ_b (2ρ_b(s) − 1)(r_b − 1/2): the centred code of s against the
     averaged bits. Every bit on the right side of 1/2 contributes ≥ +1 for the true symbol,
@@ -77,10 +86,14 @@ def index_lookup_1layer(
     model is built with ``bias=True``; every other bias is zero). No residual unit is added.
 
     **Width** m = B + 2K = ⌈log2 k⌉ + 2·k_addr, theory.md's formula; by default k_addr is the
-    union-bound dimension ⌈(8/γ²)·ln 2N⌉ (:func:`sepbench.theory.address_dim`), O(log N).
-    ``addr_dim`` overrides it (the width knob of the smallest-width search). Precision: the
-    logits are at most η = ln(3(N+1))/δ = O(log N) and the decision margins are constants,
-    so p = O(log N) bits suffice (B24's assumption).
+    union-bound dimension ⌈(8/γ²)·ln 2N⌉ (:func:`sepbench.theory.address_dim`), O(log N),
+    which satisfies the margin with probability ≥ 1 − 1/(16N²). ``addr_dim`` overrides it:
+    the width knob, searched as the smallest k whose draw satisfies the margin
+    (:func:`~sepbench.constructions.addresses.margin_dim`) — *our deviation from the lemma*,
+    named: the lemma's union-bound k is the sufficient width, the curve measures the smallest
+    k at which this seed's draw has the lemma's property. Precision: the logits are at most
+    η = (4/3)·ln(3(N+1)) = O(log N) at γ = 1/4 and the decision margins are constants, so
+    p = O(log N) bits suffice (B24's assumption).
     """
     n = _length(length)
     k = int(alphabet)
@@ -88,11 +101,12 @@ def index_lookup_1layer(
         "index_lookup", alphabet=k, max_length=n if max_length is None else max_length
     )
     task.check_length(n)
+    gamma = check_gamma(gamma)
     dim = address_dim(n, gamma) if addr_dim is None else int(addr_dim)
     addr = random_addresses(n, dim, seed)
     bits = code_bits(k)
     width = bits + 2 * dim
-    eta = math.log(3 * (n + 1)) / min(addr.delta, 1.0)
+    eta = math.log(3 * (n + 1)) / (1.0 - gamma)
 
     model = transformer(
         len(task.vocab),
@@ -121,12 +135,7 @@ def index_lookup_1layer(
     centred = 2.0 * codes - 1.0  # [k, B]
     put(model.readout.weight, slice(sym0, sym0 + k), rho, value=READOUT_SCALE * centred)
     put(bias(model.readout), slice(sym0, sym0 + k), value=-READOUT_SCALE * centred.sum(1) / 2)
-    notes = (
-        f"delta = {addr.delta:.4g} (max cross product {addr.max_cross:.4g}), eta = {eta:.4g}; "
-        "readout bias centres the bits (no threshold MLP)"
-    )
-    if not addr.distinct:
-        notes += "; two addresses coincide: the network cannot be correct"
+    notes = f"eta = {eta:.4g} from gamma; readout bias centres the bits (no threshold MLP)"
     return HandBuilt(
         module=model,
         width=width,
@@ -136,6 +145,8 @@ def index_lookup_1layer(
         length=n,
         width_params={"addr_dim": dim},
         notes=notes,
+        hypotheses=addr.margin_text(gamma, "position addresses"),
+        hypotheses_hold=addr.margin_holds(gamma),
     )
 
 

@@ -16,7 +16,9 @@ from sepbench.constructions.addresses import (
     attention,
     bias,
     binary_codes,
+    check_gamma,
     code_bits,
+    margin_dim,
     put,
     random_addresses,
     transformer,
@@ -45,6 +47,9 @@ def default_bits(length: int) -> int:
     summary="layer 1 finds the nearest point by content and fetches its label's address, "
     "layer 2 reads the label there",
     width_knob="addr_dim",
+    admissible=lambda length, start=1, gamma=0.25, seed=0, **_: margin_dim(
+        2 * _length(length) + 1, check_gamma(gamma), seed, 0, start
+    ),
 )
 def nearest_neighbor_2layer(
     length: int,
@@ -74,14 +79,17 @@ def nearest_neighbor_2layer(
     product and every other point is ≥ 2/b below it. Query η₁·[e, β] (the β coordinate from
     the W_Q **bias**), key [e, s]: a point slot scores η₁(1 − 2d/b + β), a label token 0, the
     query's own slot η₁ (its s is 0). With β = 2 + 2/b the nearest point beats every other
-    point, the query itself and every label by ≥ 2η₁/b. η₁ = (b/2)·ln(6T/δ') leaves at most
-    ε₁ ≤ δ'/6 of the attention elsewhere (δ' = min(δ, 1), δ the addresses' separation). The
-    value is the N block: the query's (empty) N block receives f ≈ T(p + 1), the address of
-    the nearest point's label token.
+    point, the query itself and every label by ≥ 2η₁/b. η₁ = (b/2)·ln(6T/(1 − γ)) leaves at
+    most ε₁ ≤ (1 − γ)/6 of the attention elsewhere. The value is the N block: the query's
+    (empty) N block receives f ≈ T(p + 1), the address of the nearest point's label token.
+
+    **Hypothesis** (B24 Lemma 2 at margin γ over all T position addresses, checked on the
+    draw: ``hypotheses_hold``): every |⟨T(t), T(t')⟩| ≤ γ for t ≠ t'.
 
     **Layer 2** (address). Query η₂·f, key T(t): the label token p + 1 scores ≥ η₂(1 − 2ε₁),
-    any other position ≤ η₂(1 − δ' + ε₁), a gap ≥ η₂δ'/2; η₂ = 2·ln(3T)/δ' puts > 3/4 of the
-    attention on it. The value is ρ, written into the query's (empty) ρ block: each averaged
+    any other position ≤ η₂(γ + ε₁) (the margin), a gap ≥ η₂(1 − γ)/2; η₂ = 2·ln(3T)/(1 − γ)
+    puts > 3/4 of the attention on it. Both scales come from γ and b alone, never from the
+    drawn addresses. The value is ρ, written into the query's (empty) ρ block: each averaged
     bit is > 3/4 or < 1/4. **Readout** as in B24-T1: logit(y) = 4·Σ_b (2ρ_b(y) − 1)(r_b − 1/2)
     with the centring in the readout bias.
 
@@ -90,7 +98,10 @@ def nearest_neighbor_2layer(
     query slot, so the query is excluded without a second flag) and the W_Q bias; the label
     token's address is stored at its point (the N block) rather than computed. Width
     b + L + 2K + 1 (catalogue: b + L + 2K + 2). With b = ⌈log2(N + b)⌉ at least and
-    K = ⌈(8/γ²)·ln 2T⌉ by default, O(log N). B24's margin γ ≥ N^(−c) is 2/b here.
+    K = ⌈(8/γ²)·ln 2T⌉ by default (the lemma's union-bound width), O(log N). B24's content
+    margin γ ≥ N^(−c) is 2/b here. The width knob ``addr_dim`` is searched as the smallest K
+    whose draw satisfies the address margin (:func:`~sepbench.constructions.addresses.margin_dim`,
+    the same named deviation as B24-T1's).
     """
     n = _length(length)
     b = default_bits(n) if bits is None else int(bits)
@@ -99,6 +110,7 @@ def nearest_neighbor_2layer(
     task = tasks.make("nearest_neighbor", bits=b, labels=labels)
     task.check_length(n)
     tokens = 2 * n + 1
+    gamma = check_gamma(gamma)
     dim = address_dim(tokens, gamma) if addr_dim is None else int(addr_dim)
     addr = random_addresses(tokens, dim, seed)
     lab = code_bits(labels)
@@ -109,7 +121,7 @@ def nearest_neighbor_2layer(
         slice(b + lab + dim, b + lab + 2 * dim),
         width - 1,
     )
-    d1 = min(addr.delta, 1.0)
+    d1 = 1.0 - gamma
     beta = 2.0 + 2.0 / b
     eta1 = (b / 2.0) * math.log(6.0 * tokens / d1)
     eta2 = 2.0 * math.log(3.0 * tokens) / d1
@@ -151,12 +163,7 @@ def nearest_neighbor_2layer(
     centred = 2.0 * label_codes - 1.0
     put(model.readout.weight, slice(y0, y0 + labels), rho, value=READOUT_SCALE * centred)
     put(bias(model.readout), slice(y0, y0 + labels), value=-READOUT_SCALE * centred.sum(1) / 2)
-    notes = (
-        f"bits = {b}, delta = {addr.delta:.4g}, eta1 = {eta1:.4g}, eta2 = {eta2:.4g}, "
-        f"beta = {beta:.4g}"
-    )
-    if not addr.distinct:
-        notes += "; two addresses coincide: the network cannot be correct"
+    notes = f"bits = {b}, eta1 = {eta1:.4g}, eta2 = {eta2:.4g} (from gamma), beta = {beta:.4g}"
     return HandBuilt(
         module=model,
         width=width,
@@ -166,4 +173,6 @@ def nearest_neighbor_2layer(
         length=n,
         width_params={"addr_dim": dim},
         notes=notes,
+        hypotheses=addr.margin_text(gamma, "position addresses"),
+        hypotheses_hold=addr.margin_holds(gamma),
     )

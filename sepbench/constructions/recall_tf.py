@@ -7,6 +7,7 @@ Positions t = 0 … 2N: key i at t = 2i − 2, its value at 2i − 1, the query 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -15,7 +16,9 @@ from sepbench.constructions.addresses import (
     attention,
     bias,
     binary_codes,
+    check_gamma,
     code_bits,
+    margin_dim,
     put,
     random_addresses,
     transformer,
@@ -36,6 +39,7 @@ VALUE_BONUS = 2.0
     summary="induction: each value copies its key (layer 1), the query matches the copies "
     "(layer 2)",
     width_knob="addr_dim",
+    admissible=lambda *a, **p: admissible_dim(*a, **p),
 )
 def associative_recall_2layer(
     length: int,
@@ -61,28 +65,35 @@ def associative_recall_2layer(
     **Layer 1** (previous token). Query η₁·T(t − 1), key T(t), value E: every position adds the
     previous token's E to its own E block. A value token (E = 0) thereby carries a copy of its
     key's content; a key token adds the (empty) E of the value before it; position 0 has no
-    predecessor, attends to itself and doubles its E. With δ the addresses' separation and
-    δ_E that of the key contents (δ' = min(δ_E, 1)), η₁ = ln(8T/δ')/δ leaves at most
-    ε₁ ≤ δ'/8 of the attention off the previous token.
+    predecessor, attends to itself and doubles its E.
+
+    **Hypotheses** (B24 Lemma 2 at margin γ, checked on both draws: ``hypotheses_hold``):
+    every |⟨T(t), T(t')⟩| ≤ γ over the T position addresses and every |⟨E(a), E(a')⟩| ≤ γ
+    over the key contents. Then the previous token's logit beats every other by η₁(1 − γ),
+    and η₁ = ln(8T/(1 − γ))/(1 − γ) leaves at most ε₁ ≤ (1 − γ)/8 of the attention off it.
 
     **Layer 2** (match). Query η₂·[E(q), β] (β = 2 from the W_Q **bias**), key [E, g], value ρ.
     The value token of the queried key scores ≥ η₂(1 + β − 2ε₁); other value tokens
-    ≤ η₂(1 − δ' + β + 2ε₁); key tokens (g = 0) ≤ η₂(2 + 2ε₁) (2 for the doubled first key) —
-    so the target wins by ≥ η₂(δ' − 4ε₁) ≥ η₂δ'/2, and η₂ = 2·ln(3T)/δ' puts > 3/4 of the
-    attention on it. The averaged value code lands in the query's (empty) ρ block; the
-    **readout** is B24-T1's centred code with the centring in its bias.
+    ≤ η₂(γ + β + 2ε₁); key tokens (g = 0) ≤ η₂(2 + 2ε₁) (2 for the doubled first key) —
+    so the target wins by ≥ η₂(1 − γ − 4ε₁) ≥ η₂(1 − γ)/2, and η₂ = 2·ln(3T)/(1 − γ) puts
+    > 3/4 of the attention on it. Both scales come from γ alone, never from the draws. The averaged
+    value code lands in the query's (empty) ρ block; the **readout** is B24-T1's centred code with
+    the centring in its bias.
 
     *Fixes to theory.md's sketch*: theory.md copies *addresses* ("each value token copies the
     address of the key before it"); copying the key's *content* is the standard induction
     head and needs no content-to-address step. The value flag g keeps the query from settling
     on the key tokens themselves (which hold the same content). Width 3K + V + 1 with the
-    default K = ⌈(8/γ²)·ln 2·max(T, keys)⌉: O(log N) for keys = O(poly N).
+    default K = ⌈(8/γ²)·ln 2·max(T, keys)⌉ (the lemma's union-bound width): O(log N) for
+    keys = O(poly N). The width knob is searched as the smallest K at which *both* draws
+    satisfy the margin (:func:`admissible_dim`; the named deviation of B24-T1's docstring).
     """
     n = _length(length)
     nkeys = n if keys is None else int(keys)
     task = tasks.make("associative_recall", keys=nkeys, values=values)
     task.check_length(n)
     tokens = 2 * n + 1
+    gamma = check_gamma(gamma)
     dim = address_dim(max(tokens, nkeys), gamma) if addr_dim is None else int(addr_dim)
     pos = random_addresses(tokens, dim, seed, stream=0)
     content = random_addresses(nkeys, dim, seed, stream=1)
@@ -90,9 +101,9 @@ def associative_recall_2layer(
     width = 3 * dim + vb + 1
     ec, rho = slice(0, dim), slice(dim, dim + vb)
     own, prev, flag = slice(dim + vb, 2 * dim + vb), slice(2 * dim + vb, 3 * dim + vb), width - 1
-    dc = min(content.delta, 1.0)
-    eta1 = math.log(8.0 * tokens / dc) / pos.delta
-    eta2 = 2.0 * math.log(3.0 * tokens) / dc
+    sep = 1.0 - gamma
+    eta1 = math.log(8.0 * tokens / sep) / sep
+    eta2 = 2.0 * math.log(3.0 * tokens) / sep
 
     model = transformer(
         len(task.vocab),
@@ -128,12 +139,7 @@ def associative_recall_2layer(
     centred = 2.0 * codes - 1.0
     put(model.readout.weight, slice(v0, v0 + values), rho, value=READOUT_SCALE * centred)
     put(bias(model.readout), slice(v0, v0 + values), value=-READOUT_SCALE * centred.sum(1) / 2)
-    notes = (
-        f"keys = {nkeys}, delta(pos) = {pos.delta:.4g}, delta(keys) = {content.delta:.4g}, "
-        f"eta1 = {eta1:.4g}, eta2 = {eta2:.4g}"
-    )
-    if not (pos.distinct and content.distinct):
-        notes += "; two addresses coincide: the network cannot be correct"
+    notes = f"keys = {nkeys}, eta1 = {eta1:.4g}, eta2 = {eta2:.4g} (from gamma)"
     return HandBuilt(
         module=model,
         width=width,
@@ -143,4 +149,33 @@ def associative_recall_2layer(
         length=n,
         width_params={"addr_dim": dim},
         notes=notes,
+        hypotheses=pos.margin_text(gamma, "position addresses")
+        + "; "
+        + content.margin_text(gamma, "key contents"),
+        hypotheses_hold=pos.margin_holds(gamma) and content.margin_holds(gamma),
     )
+
+
+def admissible_dim(
+    length: int,
+    start: int = 1,
+    keys: int | None = None,
+    gamma: float = 0.25,
+    seed: int = 0,
+    **_: Any,
+) -> int | None:
+    """The smallest ``addr_dim`` ≥ ``start`` at which both draws (2N + 1 positions, stream 0;
+    the keys' contents, stream 1) satisfy the margin: alternate the two scans until they agree."""
+    n = _length(length)
+    gamma = check_gamma(gamma)
+    families = ((2 * n + 1, 0), (n if keys is None else int(keys), 1))
+    k: int | None = int(start)
+    while k is not None:
+        found = [margin_dim(count, gamma, seed, stream, k) for count, stream in families]
+        if any(f is None for f in found):
+            return None
+        top = max(f for f in found if f is not None)
+        if top == k:
+            return k
+        k = top
+    return None

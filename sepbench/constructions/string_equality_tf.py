@@ -10,6 +10,7 @@ position is its own partner.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -18,7 +19,9 @@ from sepbench.constructions.addresses import (
     attention,
     bias,
     binary_codes,
+    check_gamma,
     code_bits,
+    margin_dim,
     mlp,
     put,
     random_addresses,
@@ -32,6 +35,14 @@ FIRST_HALF_OFFSET = -2.0
 """Disjointness: added to the bit unit at positions ≤ N (so a first-half AND can never fire)."""
 
 
+def _admissible(
+    length: int, start: int = 1, gamma: float = 0.25, seed: int = 0, **_: Any
+) -> int | None:
+    """The smallest ``addr_dim`` ≥ ``start`` whose 2N + 1 position addresses satisfy the
+    margin (both pair networks draw the same family)."""
+    return margin_dim(2 * _length(length) + 1, check_gamma(gamma), seed, 0, start)
+
+
 def partners(n: int) -> np.ndarray:
     """Partner position of every token position t = 0 … 2N (see the module docstring)."""
     t = np.arange(2 * n + 1)
@@ -43,6 +54,7 @@ def _pair_network(
 ) -> tuple[HandBuilt, float]:
     """The common two-layer network; ``conjunction`` selects AND (disjointness) over XOR."""
     tokens = 2 * n + 1
+    gamma = check_gamma(gamma)
     dim = address_dim(tokens, gamma) if addr_dim is None else int(addr_dim)
     addr = random_addresses(tokens, dim, seed)
     if conjunction:
@@ -62,7 +74,7 @@ def _pair_network(
     # layer 1 must leave at most eps of attention off the partner: eps <= 1/(C·T) with C = 16B
     # (XOR) or 24 (AND, values spread over 3) — see the docstrings
     const = 24.0 if conjunction else 16.0 * bits
-    eta = math.log(const * tokens * tokens) / addr.delta
+    eta = math.log(const * tokens * tokens) / (1.0 - gamma)  # from gamma, not from the draw
     threshold = 1.0 / (2 * tokens)
     model = transformer(
         len(task.vocab),
@@ -108,9 +120,7 @@ def _pair_network(
     put(model.readout.weight, yes, flag, value=-scale)
     put(bias(model.readout), no, value=-1.0)
     put(bias(model.readout), yes, value=1.0)
-    notes = f"delta = {addr.delta:.4g}, eta = {eta:.4g}, threshold = 1/(2(2N+1)) = {threshold:.3g}"
-    if not addr.distinct:
-        notes += "; two addresses coincide: the network cannot be correct"
+    notes = f"eta = {eta:.4g} (from gamma), threshold = 1/(2(2N+1)) = {threshold:.3g}"
     hb = HandBuilt(
         module=model,
         width=width,
@@ -120,6 +130,8 @@ def _pair_network(
         length=n,
         width_params={"addr_dim": dim},
         notes=notes,
+        hypotheses=addr.margin_text(gamma, "position addresses"),
+        hypotheses_hold=addr.margin_holds(gamma),
     )
     return hb, eta
 
@@ -131,6 +143,7 @@ def _pair_network(
     form="log",
     summary="layer 1 fetches each y_i's partner x_i by address, layer 2 averages mismatch flags",
     width_knob="addr_dim",
+    admissible=_admissible,
 )
 def string_equality_2layer(
     length: int,
@@ -147,13 +160,17 @@ def string_equality_2layer(
     [B, B+K) and partner address T(partner(t)) [B+K, B+2K) (both from the position table),
     and one flag unit f at B + 2K. Width m = B + 2K + 1.
 
+    **Hypothesis** (B24 Lemma 2 at margin γ over the T position addresses, checked on the
+    draw: ``hypotheses_hold``): every |⟨T(t), T(t')⟩| ≤ γ for t ≠ t'.
+
     **Layer 1** (fetch): query η·T(partner(t)), key T(t'), value c(t'); W_O *subtracts* the
     fetched code from c, leaving d = c(t) − ĉ(partner). The partner's logit is η, every other
-    one ≤ η(1 − δ), so at most ε ≤ (T − 1)e^(−ηδ) of the attention is elsewhere and every
-    |d_b| ≤ ε when the symbols agree, ≥ 1 − ε in a bit where they differ. η = ln(16·B·T²)/δ
-    makes ε ≤ 1/(16·B·T). The MLP (2B hidden units) writes f = Σ_b relu(d_b) + relu(−d_b) =
-    Σ_b |d_b|: ≈ 0 on the first half and the separator (their partner is themselves) and on
-    matching second-half positions, ≥ 1 − ε on a mismatch.
+    one ≤ ηγ, so at most ε ≤ (T − 1)e^(−η(1−γ)) of the attention is elsewhere and every
+    |d_b| ≤ ε when the symbols agree, ≥ 1 − ε in a bit where they differ.
+    η = ln(16·B·T²)/(1 − γ) — from γ alone, never from the draw — makes ε ≤ 1/(16·B·T).
+    The MLP (2B hidden units) writes f = Σ_b relu(d_b) + relu(−d_b) = Σ_b |d_b|: ≈ 0 on the
+    first half and the separator (their partner is themselves) and on matching second-half
+    positions, ≥ 1 − ε on a mismatch.
 
     **Layer 2** (average): zero query and key, so the last position attends uniformly to all T
     positions; W_V/W_O add the average of f to the last position's own f. Equal strings: the
@@ -167,7 +184,9 @@ def string_equality_2layer(
     which only shifts all logits equally and so does nothing, and for the thresholds) is
     replaced by the readout **bias** (``bias=True``; all other biases zero); one unit is
     added for the flag. Width B + 2K + 1 (catalogue: 2B + 2K + 1), with K = ⌈(8/γ²)·ln 2T⌉
-    by default (union bound over all T = 2N + 1 positions): O(log N).
+    by default (union bound over all T = 2N + 1 positions): O(log N). The width knob is
+    searched as the smallest K whose draw satisfies the margin (the named deviation of
+    B24-T1's docstring, :func:`~sepbench.constructions.addresses.margin_dim`).
     """
     n = _length(length)
     task = tasks.make("string_equality", alphabet=alphabet, negatives=negatives)
@@ -182,6 +201,7 @@ def string_equality_2layer(
     form="log",
     summary="B24-T6's two layers with AND in place of XOR: average the common-element flags",
     width_knob="addr_dim",
+    admissible=_admissible,
 )
 def disjointness_2layer(
     length: int, addr_dim: int | None = None, gamma: float = 0.25, seed: int = 0
@@ -197,9 +217,9 @@ def disjointness_2layer(
       x + y − 2; on the first half c ≈ 2x − 4 ≤ −2, at the separator ≈ −4;
     * the MLP has one hidden unit, f = relu(c + 1) (the fc1 **bias** +1): x ∧ y on the second
       half, exactly 0 elsewhere. Values lie in [−2, 1], so a leak ε of attention moves c by
-      ≤ 3ε; η = ln(24·T²)/δ gives ε ≤ 1/(24T), and the final f (own flag + average) is
-      ≤ 6ε ≤ 1/(4T) for disjoint sets and ≥ (1 − 3ε)/T when they intersect, against the
-      threshold 1/(2T).
+      ≤ 3ε; η = ln(24·T²)/(1 − γ) gives ε ≤ 1/(24T) under the same margin hypothesis, and
+      the final f (own flag + average) is ≤ 6ε ≤ 1/(4T) for disjoint sets and ≥ (1 − 3ε)/T when they
+      intersect, against the threshold 1/(2T).
 
     B24-T13 proper thresholds k-sparse intersections with k heads; the task here (tasks.md) is
     plain disjointness (any common element), i.e. k = 1 and one head per layer. *Fixes to

@@ -6,7 +6,17 @@
    has an enumerator (:data:`ENUMERATORS`: index_lookup — all k^N strings × N queries;
    string_equality / disjointness — all pairs of halves; dyck — all (2k)^N bracket strings;
    dyck_next — all valid Dyck-(k, D) strings);
-2. otherwise **structured hard inputs** (:data:`HARD_INPUTS`, at most ``hard_limit`` rows,
+2. **every position's hard input** (``contexts`` > 0, :data:`EVERY_POSITION`), unless the
+   enumeration already covered every input: for each of ``contexts`` contexts, a query at
+   *every* position — index_lookup: one random string, the queries @1 … @N; nearest_neighbor:
+   one point set and, for each point, a query whose unique nearest point it is at the
+   smallest possible margin; associative_recall: one line of N distinct keys, a query for each;
+   string_equality / disjointness: one negative per position i (the single differing /
+   common position is i). The first three share the context and differ only in the last
+   token, so :mod:`~sepbench.constructions.shared_prefix` checks all N queries for about the
+   cost of two forward passes (and every float64 run compares it with the full pass on two
+   rows); the pair tasks are N full rows;
+3. **structured hard inputs** (:data:`HARD_INPUTS`, at most ``hard_limit`` rows,
    and no more than the random rows' budget when ``samples`` is not given:
    e.g. for index_lookup the worst case of every bitwise threshold, one position holding a
    symbol and all others its complement, for evenly spread positions) and **random batches**
@@ -27,11 +37,15 @@ runs it in float64 with every number rounded to ``bits`` mantissa bits
 
 Each (construction, N, precision) gives one :class:`VerifyRow`: inputs checked (by kind),
 errors, the smallest logit gap (correct logit − best other, over all supervised positions),
-the first counterexample as tokens, and the verdict.
+the first counterexample as tokens, the build's structural hypotheses (``HandBuilt.hypotheses``,
+e.g. B24 Lemma 2's address margin) and the verdict: *pass* needs every checked row right
+**and** the hypotheses to hold — a network whose proof does not apply is not certified by
+passing the rows someone thought of.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import inspect
@@ -47,6 +61,7 @@ from torch import nn
 
 from sepbench.constructions.base import HandBuilt, check_batch, get
 from sepbench.constructions.precision import Rounding, rounded_copy
+from sepbench.constructions.shared_prefix import last_logits
 from sepbench.errors import UserError
 from sepbench.tasks import IGNORE, Task
 
@@ -61,6 +76,8 @@ EXHAUSTIVE_LIMIT = 1 << 16
 """Enumerate every input when there are at most this many (65,536)."""
 HARD_LIMIT = 64
 """Rows of structured hard inputs per length (positions spread evenly)."""
+DEFAULT_CONTEXTS = 2
+"""Contexts whose every position is queried, by default (:data:`EVERY_POSITION`)."""
 MIN_SAMPLES = 16
 MAX_SAMPLES = 1024
 GENERATE_SAMPLES = 64
@@ -97,14 +114,20 @@ class VerifyRow:
     seconds: float
     failure: str | None = None
     """Why the run itself failed (e.g. a dtype the module does not support), else None."""
+    every: int = 0
+    """Rows of every-position contexts checked (:data:`EVERY_POSITION`)."""
+    hypotheses: str = ""
+    """The build's structural hypotheses, as measured (``HandBuilt.hypotheses``)."""
+    hypotheses_hold: bool = True
 
     @property
     def checked(self) -> int:
-        return self.exhaustive + self.hard + self.sampled
+        return self.exhaustive + self.every + self.hard + self.sampled
 
     @property
     def verdict(self) -> str:
-        return "pass" if self.errors == 0 and self.failure is None and self.checked else "fail"
+        ok = self.errors == 0 and self.failure is None and self.checked and self.hypotheses_hold
+        return "pass" if ok else "fail"
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -350,6 +373,108 @@ HARD_INPUTS: dict[str, HardInputs] = {
 """Structured worst cases per task name: ``(task, N, max rows, rng) -> Chunk``."""
 
 
+@dataclass
+class Context:
+    """One shared context and a final token per checked position: the rows are
+    ``prefix + [finals[r]]``, with the answer ``answers[r]`` at the last position."""
+
+    prefix: np.ndarray
+    finals: np.ndarray
+    answers: np.ndarray
+
+
+def _every_index_lookup(task: Task, n: int, rng: np.random.Generator) -> Context:
+    """One random string and the queries @1 … @N."""
+    k = task.params["alphabet"]
+    sym0, at1 = task.token_to_id["s0"], task.token_to_id["@1"]
+    x = rng.integers(0, k, size=n)
+    return Context(x + sym0, np.arange(n) + at1, x + sym0)
+
+
+def hamming_nearest(codes: np.ndarray, queries: np.ndarray, bits: int) -> np.ndarray:
+    """Index of the unique nearest code to each query in Hamming distance, −1 where the
+    nearest is not unique (a vectorised reference solver, independent of the task's)."""
+    diff = codes[None, :] ^ queries[:, None]
+    dist = np.zeros(diff.shape, dtype=np.int64)
+    for bit in range(bits):
+        dist += (diff >> bit) & 1
+    near = dist.argmin(axis=1)
+    best = dist[np.arange(queries.size), near]
+    ties = (dist == best[:, None]).sum(axis=1)
+    return np.where(ties == 1, near, -1)
+
+
+def _every_nearest(task: Task, n: int, rng: np.random.Generator) -> Context:
+    """N points inside the half-cube {bit β = 0} of the b-bit codes (random β, random points
+    and labels) and, for point i, the query c_i with bit β set: it is no point, c_i is its
+    unique nearest point (distance 1) and every point next to c_i is at distance 2 — the
+    smallest margin the task allows, for every point with such a neighbour. When N exceeds
+    the half-cube (2^(b−1) codes; never at the doubling lengths, where N ≤ 2^(b−1)) the
+    remaining points lie outside it, get no query, and may shadow (tie or equal) some
+    queries, which are then left out."""
+    b = task.params["bits"]
+    labels = task.params["labels"]
+    p0, y0 = task.token_to_id["p0"], task.token_to_id["y0"]
+    beta = int(rng.integers(0, b))
+    half = 1 << (b - 1)
+    inside = min(n, half)
+    low = rng.choice(half, size=inside, replace=False)  # codes of b − 1 bits, β inserted below
+    codes = ((low >> beta) << (beta + 1)) | (low & ((1 << beta) - 1))
+    if n > inside:  # the overflow: distinct codes with bit β set
+        outside = rng.choice(half, size=n - inside, replace=False)
+        extra = ((outside >> beta) << (beta + 1)) | (1 << beta) | (outside & ((1 << beta) - 1))
+        codes = np.concatenate([codes, extra])
+    order = rng.permutation(n)
+    codes = codes[order]
+    lab = rng.integers(0, labels, size=n)
+    prefix = np.empty(2 * n, dtype=np.int64)
+    prefix[0::2], prefix[1::2] = codes + p0, lab + y0
+    asked = np.flatnonzero(((codes >> beta) & 1) == 0)
+    queries = codes[asked] | (1 << beta)
+    keep = hamming_nearest(codes, queries, b) == asked
+    if n <= half and not keep.all():  # pragma: no cover - the construction guarantees it
+        raise AssertionError("nearest_neighbor every-position context: a query is ambiguous")
+    asked, queries = asked[keep], queries[keep]  # (overflow points may shadow some queries)
+    return Context(prefix, queries + p0, lab[asked] + y0)
+
+
+def _every_recall(task: Task, n: int, rng: np.random.Generator) -> Context:
+    """One line of N distinct random keys with random values, and a query for every key."""
+    k0, v0 = task.token_to_id["k0"], task.token_to_id["v0"]
+    keys = rng.choice(task.params["keys"], size=n, replace=False)
+    values = rng.integers(0, task.params["values"], size=n)
+    prefix = np.empty(2 * n, dtype=np.int64)
+    prefix[0::2], prefix[1::2] = keys + k0, values + v0
+    return Context(prefix, keys + k0, values + v0)
+
+
+def _every_pairs(task: Task, n: int, rng: np.random.Generator) -> Chunk:
+    """string_equality / disjointness: a negative for every position i (the only differing /
+    common position is i) on :func:`_hard_pairs`' backgrounds — N full rows."""
+    block = _hard_pairs(task, n, 2 * n, rng)
+    rows = slice(0, n)  # the negatives; _hard_pairs puts its positives after them
+    return Chunk("every", block.inputs[rows], block.targets[rows], block.lengths[rows],
+                 block.prompt_lengths[rows])  # fmt: skip
+
+
+EveryPosition = Callable[[Task, int, np.random.Generator], "Context | Chunk"]
+EVERY_POSITION: dict[str, EveryPosition] = {
+    "index_lookup": _every_index_lookup,
+    "nearest_neighbor": _every_nearest,
+    "associative_recall": _every_recall,
+    "string_equality": _every_pairs,
+    "disjointness": _every_pairs,
+}
+"""A context with every position's hard input, per task name: ``(task, N, rng)`` → a
+:class:`Context` (one shared prefix, checked by :mod:`~sepbench.constructions.shared_prefix`)
+or a :class:`Chunk` of full rows."""
+
+
+def shares_prefix(task_name: str) -> bool:
+    """Whether the task's every-position contexts share their prefix (cheap to check)."""
+    return task_name in ("index_lookup", "nearest_neighbor", "associative_recall")
+
+
 def chunk_rows(tokens: int, width: int) -> int:
     """Rows per forward pass at this token length and width (bounded memory)."""
     return int(max(1, min(4096, CHUNK_WORK // (tokens * max(tokens, width)))))
@@ -389,13 +514,17 @@ def inputs_for(
     seed: int = 0,
     dtype: str = "float64",
     exhaustive_work: float = EXHAUSTIVE_WORK,
-) -> Iterator[Chunk]:
-    """The chunks of rows :func:`check` runs ``hb`` on (see the module docstring).
+    contexts: int = 0,
+) -> Iterator[Chunk | Context]:
+    """The chunks of rows (and shared-prefix contexts) :func:`check` runs ``hb`` on (see the
+    module docstring).
 
     Enumeration happens when there are at most ``exhaustive_limit`` inputs and they cost at
     most ``exhaustive_work`` (:data:`EXHAUSTIVE_WORK`; pass ``math.inf`` for a choice that
-    does not depend on the network, as the width search does); ``samples=None`` picks
-    :func:`default_samples`. The same arguments give the same rows, whatever the network.
+    does not depend on the network, as the width search does); it covers every input, so no
+    other rows follow. Otherwise ``contexts`` every-position contexts (:data:`EVERY_POSITION`,
+    from their own seeded stream), then the hard rows, then the random ones; ``samples=None``
+    picks :func:`default_samples`. The same arguments give the same rows, whatever the network.
     """
     task, n = hb.task, hb.length
     tokens = task.max_tokens(n)
@@ -409,6 +538,18 @@ def inputs_for(
             for start in range(0, count, rows):
                 yield make(start, min(count, start + rows))
             return
+    every = EVERY_POSITION.get(task.name)
+    if every is not None and contexts > 0 and not hb.generate:
+        ctx_rng = np.random.default_rng([seed, n, 1])
+        for _ in range(int(contexts)):
+            item = every(task, n, ctx_rng)
+            if isinstance(item, Context):
+                yield item
+                continue
+            for start in range(0, item.inputs.shape[0], rows):
+                sl = slice(start, start + rows)
+                yield Chunk("every", item.inputs[sl], item.targets[sl], item.lengths[sl],
+                            item.prompt_lengths[sl])  # fmt: skip
     hard = HARD_INPUTS.get(task.name)
     # hard rows share the sampling budget: at most as many as default_samples allows
     hard_rows = min(hard_limit, default_samples(cost, dtype)) if samples is None else hard_limit
@@ -482,11 +623,13 @@ def check(
     seed: int = 0,
     stop_at_first: bool = False,
     exhaustive_work: float = EXHAUSTIVE_WORK,
+    contexts: int = 0,
 ) -> VerifyRow:
     """Verify one built network (see the module docstring); ``name`` labels the row."""
     label = _precision_label(dtype, bits, fixed)
     start = time.perf_counter()
-    counts = {"exhaustive": 0, "hard": 0, "sampled": 0}
+    counts = {"exhaustive": 0, "every": 0, "hard": 0, "sampled": 0}
+    compare = bits is None and dtype == "float64"  # shared prefix vs full pass, once
     errors = 0
     min_gap = math.inf
     example: str | None = None
@@ -502,7 +645,18 @@ def check(
             seed=seed,
             dtype=dtype,
             exhaustive_work=exhaustive_work,
+            contexts=contexts,
         ):
+            if isinstance(chunk, Context):
+                bad, gap, text = _check_context(run, chunk, bits, fixed, compare)
+                compare = False
+                counts["every"] += int(chunk.finals.size)
+                errors += bad
+                min_gap = min(min_gap, gap)
+                example = example or text
+                if errors and stop_at_first:
+                    break
+                continue
             if chunk.inputs.shape[0] == 0:
                 continue
             bad, gap, first, produced = _check_chunk(run, chunk, bits, fixed)
@@ -532,7 +686,55 @@ def check(
         counterexample=example,
         seconds=time.perf_counter() - start,
         failure=failure,
+        every=counts["every"],
+        hypotheses=hb.hypotheses,
+        hypotheses_hold=hb.hypotheses_hold,
     )
+
+
+@torch.no_grad()
+def _check_context(
+    run: HandBuilt, ctx: Context, bits: int | None, fixed: bool, compare: bool
+) -> tuple[int, float, str | None]:
+    """(errors, min gap, first counterexample) of every row of one shared-prefix context.
+
+    ``compare``: also run the full forward pass on the first and the last row and raise when
+    its logits differ from the shared-prefix ones (float64 only: the two evaluate the same
+    function in a different order)."""
+    if ctx.finals.size == 0:
+        return 0, math.inf, None
+    run.module.eval()
+    mode = Rounding(bits, fixed) if bits is not None else contextlib.nullcontext()
+    with mode:
+        logits = last_logits(run.module, ctx.prefix, ctx.finals).double()
+    answers = torch.from_numpy(np.asarray(ctx.answers, dtype=np.int64))
+    correct = logits.gather(1, answers[:, None])[:, 0]
+    others = logits.scatter(1, answers[:, None], float("-inf")).amax(1)
+    gaps = (correct - others).numpy()
+    if compare:
+        rows = np.unique([0, ctx.finals.size - 1])
+        inputs = np.concatenate(
+            [np.repeat(ctx.prefix[None], rows.size, 0), ctx.finals[rows, None]], axis=1
+        )
+        full = run.module(torch.from_numpy(inputs))[:, -1].double()
+        scale = max(1.0, float(full.abs().max()))
+        if not torch.allclose(full, logits[rows], rtol=1e-7, atol=1e-7 * scale):
+            raise RuntimeError(
+                "the shared-prefix evaluation disagrees with the module's forward pass"
+            )
+    bad = np.flatnonzero(gaps <= 0)
+    text = None
+    if bad.size:
+        r = int(bad[0])
+        task = run.task
+        tokens = task.decode(np.append(ctx.prefix, ctx.finals[r]))
+        shown = " ".join(tokens)
+        if len(shown) > 400:
+            shown = shown[:200] + " … " + shown[-150:]
+        want = task.vocab[int(ctx.answers[r])]
+        got = task.vocab[int(logits[r].argmax())]
+        text = f"{shown}  → expected {want}, got {got}"
+    return int(bad.size), float(gaps.min()), text
 
 
 @torch.no_grad()
@@ -637,11 +839,13 @@ def verify(
     hard_limit: int = HARD_LIMIT,
     seed: int = 0,
     exhaustive_work: float = EXHAUSTIVE_WORK,
+    contexts: int = DEFAULT_CONTEXTS,
 ) -> list[VerifyRow]:
     """Verify construction ``name`` at every N of ``lengths`` and every dtype of ``dtype``.
 
     ``params`` go to the builder (task parameters, width knobs, seeds). ``bits`` replaces the
     dtypes by simulated precision (``bits`` mantissa bits, or fixed point with ``fixed``).
+    ``contexts``: every-position contexts per N (:data:`EVERY_POSITION`).
     Returns one :class:`VerifyRow` per (N, precision).
     """
     get(name)  # unknown name: UserError before any work
@@ -667,6 +871,7 @@ def verify(
                     hard_limit=hard_limit,
                     seed=seed,
                     exhaustive_work=exhaustive_work,
+                    contexts=contexts,
                 )
             )
     return rows
@@ -674,14 +879,15 @@ def verify(
 
 def format_rows(rows: Sequence[VerifyRow]) -> str:
     """A plain-text table of verification rows, counterexamples below it."""
-    header = ("N", "width", "precision", "exhaust.", "hard", "sampled", "errors", "min gap",
-              "seconds", "verdict")  # fmt: skip
+    header = ("N", "width", "precision", "exhaust.", "every pos.", "hard", "sampled", "errors",
+              "min gap", "seconds", "verdict")  # fmt: skip
     body = [
         (
             str(r.length),
             str(r.width),
             r.precision,
             str(r.exhaustive),
+            str(r.every),
             str(r.hard),
             str(r.sampled),
             str(r.errors),
@@ -695,6 +901,8 @@ def format_rows(rows: Sequence[VerifyRow]) -> str:
     lines = ["  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True))]
     lines += ["  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in body]
     for r in rows:
+        if not r.hypotheses_hold:
+            lines.append(f"  N={r.length}: hypotheses fail: {r.hypotheses}")
         if r.failure:
             lines.append(f"  N={r.length} {r.precision}: run failed: {r.failure}")
         if r.counterexample:
@@ -706,8 +914,10 @@ __all__ = [
     "DEFAULT_LENGTHS",
     "DTYPES",
     "ENUMERATORS",
+    "EVERY_POSITION",
     "HARD_INPUTS",
     "Chunk",
+    "Context",
     "VerifyRow",
     "build",
     "check",

@@ -5,8 +5,9 @@ Both ends of the cache ``constructions.json`` (beside a study's store) live here
 back for ``sepbench report``; :func:`report_curves` gives either the form the report draws.
 
 For a construction with a width knob (e.g. ``index_lookup_1layer``'s ``addr_dim``) this is
-:func:`sepbench.constructions.curves.width_curve`: the smallest knob value whose network still
-verifies at each N (doubling, then bisection; every probe at one N checked on the same rows)
+:func:`sepbench.constructions.curves.width_curve`: the smallest knob value accepted at each N
+(its structural hypotheses hold and it answers every position's hard input, on the same rows
+at every N; the answer does not depend on other lengths, so it equals docs/constructions.md's)
 and the construction's width there (e.g. ``⌈log2 k⌉ + 2·addr_dim``). A construction without a
 knob (e.g. ``index_lookup_prefix_rnn``, whose width N fixes) is verified at each N
 (:func:`sepbench.constructions.verify.verify`) and reported where it passes.

@@ -4,6 +4,7 @@ broken constructions, dtypes, simulated precision."""
 from __future__ import annotations
 
 import itertools
+import math
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -105,25 +106,38 @@ def test_hard_inputs_match_the_reference_solver(name: str, params: dict, n: int)
         assert task.solve(task.decode(chunk.inputs[row])) == _supervised(task, chunk, row)
 
 
-def _small_lookup(n: int, dim: int = 24, **params: object) -> constructions.HandBuilt:
-    return constructions.get("index_lookup_1layer").build(n, addr_dim=dim, **params)
+def _admissible(name: str, n: int, **params: Any) -> int:
+    """The smallest knob at which the build's hypotheses (the address margin) hold."""
+    rule = constructions.get(name).admissible
+    assert rule is not None
+    dim = rule(n, 1, **params)
+    assert dim is not None
+    return int(dim)
+
+
+def _small_lookup(n: int, dim: int | None = None, **params: Any) -> constructions.HandBuilt:
+    k = _admissible("index_lookup_1layer", n) if dim is None else dim
+    return constructions.get("index_lookup_1layer").build(n, addr_dim=k, **params)
 
 
 def test_exhaustive_index_lookup_up_to_12() -> None:
-    rows = V.verify(
-        "index_lookup_1layer",
-        [1, 5, 12],
-        params={"alphabet": 2, "addr_dim": 8},
-        exhaustive_limit=1 << 17,
-    )
+    rows = [
+        V.check(
+            _small_lookup(n, alphabet=2),
+            exhaustive_limit=1 << 17,
+            contexts=2,
+            exhaustive_work=math.inf,
+        )
+        for n in (1, 5, 12)
+    ]
     assert [r.exhaustive for r in rows] == [2, 2**5 * 5, 2**12 * 12]
-    assert all(r.verdict == "pass" and r.sampled == 0 for r in rows)
+    assert all(r.verdict == "pass" and r.sampled == 0 and r.every == 0 for r in rows)
 
 
-def test_long_lengths_use_hard_inputs_and_samples() -> None:
-    hb = _small_lookup(2048, dim=40, max_length=2048)
-    row = V.check(hb, samples=4, hard_limit=4, name="index_lookup_1layer")
-    assert row.verdict == "pass" and row.exhaustive == 0
+def test_long_lengths_use_every_position_hard_inputs_and_samples() -> None:
+    hb = _small_lookup(2048, max_length=2048)
+    row = V.check(hb, samples=4, hard_limit=4, name="index_lookup_1layer", contexts=1)
+    assert row.verdict == "pass" and row.exhaustive == 0 and row.every == 2048
     assert row.hard == 4 and row.sampled == 4 and row.min_gap > 1
 
 
@@ -158,7 +172,7 @@ def test_dtypes_and_user_errors() -> None:
         "index_lookup_1layer",
         [64],
         ["float32", "bfloat16", "float16"],
-        params={"addr_dim": 24},
+        params={"addr_dim": _admissible("index_lookup_1layer", 64)},
         samples=16,
         hard_limit=8,
     )
@@ -204,7 +218,8 @@ def test_fixed_point_rounding() -> None:
 
 
 def test_52_bits_equal_float64_and_tiny_precision_breaks() -> None:
-    hb = constructions.get("string_equality_2layer").build(64, addr_dim=32)
+    se = _admissible("string_equality_2layer", 64)
+    hb = constructions.get("string_equality_2layer").build(64, addr_dim=se)
     batch = hb.task.sample(64, 8, seed=3)
     x = torch.from_numpy(batch.inputs)
     with torch.no_grad():
@@ -221,7 +236,8 @@ def test_52_bits_equal_float64_and_tiny_precision_breaks() -> None:
     bad = V.check(hb, bits=2, fixed=True, samples=8, hard_limit=4)
     assert bad.verdict == "fail" and bad.precision == "fixed=2" and bad.counterexample
     # floating point with no mantissa bits (numbers ±2^e) breaks nearest neighbour
-    nn = constructions.get("nearest_neighbor_2layer").build(32, addr_dim=32)
+    nn_dim = _admissible("nearest_neighbor_2layer", 32)
+    nn = constructions.get("nearest_neighbor_2layer").build(32, addr_dim=nn_dim)
     assert V.check(nn, bits=0, samples=16).verdict == "fail"
     assert V.check(nn, bits=8, samples=16).verdict == "pass"
 
@@ -251,12 +267,13 @@ def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str,
 
 def test_cli_passes_prints_a_table_and_lists(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = _cli(
-        ["index_lookup_1layer", "--lengths", "4,1024", "--param", "addr_dim=40",
-         "--param", "max_length=1024", "--samples", "4", "--dtype", "float64,float32"],
+        ["index_lookup_1layer", "--lengths", "4,512",
+         f"--param=addr_dim={_admissible('index_lookup_1layer', 512)}",
+         "--param", "max_length=512", "--samples", "4", "--dtype", "float64,float32"],
         capsys,
     )  # fmt: skip
     assert code == 0 and "all passed" in out
-    assert out.count("pass") >= 4 and "1024" in out and "float32" in out
+    assert out.count("pass") >= 4 and "512" in out and "float32" in out
     code, out, _ = _cli(["--list"], capsys)
     assert code == 0 and "string_equality_2layer" in out and "knob: addr_dim" in out
 
@@ -264,8 +281,7 @@ def test_cli_passes_prints_a_table_and_lists(capsys: pytest.CaptureFixture[str])
 def test_cli_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
     # a failing check: one mantissa bit is not enough for nearest neighbour
     code, out, _ = _cli(
-        ["nearest_neighbor_2layer", "--lengths", "32", "--param", "addr_dim=32", "--bits", "0",
-         "--samples", "16"],
+        ["nearest_neighbor_2layer", "--lengths", "32", "--bits", "0", "--samples", "16"],
         capsys,
     )  # fmt: skip
     assert code == 1 and "first counterexample" in out and "failing" in out
@@ -284,13 +300,15 @@ def test_cli_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
 # --------------------------------------------------------------------------------- curves
 
 
-def test_width_search_finds_a_passing_knob_whose_predecessor_fails() -> None:
+def test_width_search_accepts_the_smallest_admissible_knob_that_passes() -> None:
     from sepbench.constructions import curves
 
-    point = curves.smallest_knob("index_lookup_1layer", 64, samples=16, hard_limit=16)
-    assert point.knob is not None and point.probes[point.knob] is True
-    assert point.probes.get(point.knob - 1) is False or point.knob == 1
-    assert point.width == 2 + 2 * point.knob
+    point = curves.smallest_knob("index_lookup_1layer", 64)
+    assert point.knob is not None and point.probes == {point.knob: True}
+    assert point.knob == _admissible("index_lookup_1layer", 64)  # the proof holds: first passes
+    assert point.width == 2 + 2 * point.knob and point.every == curves.CURVE_CONTEXTS * 64
+    below = constructions.get("index_lookup_1layer").build(64, addr_dim=point.knob - 1)
+    assert not below.hypotheses_hold
     fixed = [n for n, c in constructions.registry().items() if c.width_knob is None]
     if fixed:
         with pytest.raises(UserError, match="no width knob"):
@@ -300,7 +318,7 @@ def test_width_search_finds_a_passing_knob_whose_predecessor_fails() -> None:
 def test_width_curve_fit_and_verdict() -> None:
     from sepbench.constructions import curves
 
-    wc = curves.width_curve("index_lookup_1layer", [8, 32, 128, 512], samples=8, hard_limit=8)
+    wc = curves.width_curve("index_lookup_1layer", [8, 32, 128, 512])
     assert [p.length for p in wc.points] == [8, 32, 128, 512]
     assert all(p.knob is not None for p in wc.points)
     assert wc.fit is not None and wc.verdict is not None and wc.verdict.result_id == "B24-T1"
@@ -310,12 +328,16 @@ def test_width_curve_fit_and_verdict() -> None:
 def test_precision_point_and_sanity() -> None:
     from sepbench.constructions import curves
 
-    hb = constructions.get("string_equality_2layer").build(32, addr_dim=24)
-    q = curves.precision_point(hb, samples=8, hard_limit=8, dtypes=("float32",))
+    se = _admissible("string_equality_2layer", 32)
+    hb = constructions.get("string_equality_2layer").build(32, addr_dim=se)
+    q = curves.precision_point(hb, dtypes=("float32",))
     assert q.mantissa_bits is not None and q.mantissa_bits <= 8
     assert q.fixed_bits is not None and 3 <= q.fixed_bits <= 16 and q.dtypes == {"float32": True}
+    assert q.needed_bits == 2 * q.fixed_bits + 1
     # a two-layer Transformer is bound by no lower bound of the catalogue on its task
-    assert curves.sanity("string_equality_2layer", [(16, 12)]) == []
+    assert curves.sanity("string_equality_2layer", [(16, 12)], bits={16: 9}) == []
+    with pytest.raises(UserError, match="no measured bits"):  # no generous default
+        curves.sanity("string_equality_2layer", [(16, 12)], bits={})
     rnn = [
         name
         for name, c in constructions.registry().items()
