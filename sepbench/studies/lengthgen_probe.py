@@ -89,7 +89,8 @@ def iteration_counts(model: Any, ev: Evaluation) -> list[int | None]:
 
     if not isinstance(model, DepthModel):
         return [None]
-    return sorted({model.iterations, *ev.iterations})
+    counts: list[int | None] = [*sorted({model.iterations, *ev.iterations})]
+    return counts
 
 
 def score_length(
