@@ -239,3 +239,31 @@ def test_tiny_study_runs_stores_points_and_reports(tmp_path: Path) -> None:
     # resumable: nothing is rerun
     again = run_grid(spec, LengthgenProbe(), tmp_path, progress=False)
     assert again.new_trials == 0
+
+
+# ---------------------------------------------------------------------------------- shipped
+@pytest.mark.parametrize(
+    "name", ["prefix_sums", "addition", "listops", "listops_rvnn", "listops_rvnn_full"]
+)
+def test_shipped_studies_follow_the_protocol(name: str) -> None:
+    spec = studies.load_shipped(name)
+    assert isinstance(spec, LengthgenSpec)
+    longest = max(spec.train_lengths)
+    assert max(spec.evaluation.lengths) >= 4 * longest  # DE23 / lengthgen.md: to >= 4L
+    assert len({len(spec.seeds)}) == 1 and len(spec.seeds) >= 2
+    quick = spec.quick()
+    assert quick.name == name + "-quick" and len(plan_grid(quick)) < len(plan_grid(spec))
+
+
+def test_cli_bad_spec_exits_2_with_one_line(tmp_path: Path, capsys: Any) -> None:
+    from sepbench.cli import main
+
+    data = lg_dict()
+    data["evaluation"]["lengths"] = [6]
+    path = tmp_path / "bad.toml"
+    from sepbench.sweep.spec import _to_toml
+
+    path.write_text(_to_toml(data))
+    assert main(["run", "--study", str(path), "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "evaluation.lengths[0] = 6" in err[0]
