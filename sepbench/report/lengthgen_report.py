@@ -159,17 +159,10 @@ def headline(found: Sequence[Curve]) -> list[Curve]:
         if group[0].iterations is None:
             out += group
             continue
-        trained = group[0].runs[0]
-        base = [c for c in group if c.iterations == _trained_r(trained.family, group)]
+        base = [c for c in group if c.iterations == group[0].runs[0].train_iterations]
         best = max(group, key=lambda c: (c.ood.maximum or 0.0, -(c.iterations or 0)))
         out += base + ([best] if best not in base else [])
     return out
-
-
-def _trained_r(family: str, group: Sequence[Curve]) -> int | None:
-    """The smallest count of a depth model's curves (the training R: the spec's counts are
-    test-time extensions of it, and the probe always adds R)."""
-    return min(c.iterations or 0 for c in group)
 
 
 def _pct(x: float | None) -> str:

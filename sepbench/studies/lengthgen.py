@@ -26,8 +26,8 @@ same initialisation (common random numbers).
 
 Records (``details["points"]``), one per (length, iterations)::
 
-    {"length": 64, "iterations": 32, "in_distribution": false, "rows": 256,
-     "acc_row": 0.98, "acc_pos": 0.999, "hits": "11…"}
+    {"length": 64, "iterations": 32, "train_iterations": 8, "in_distribution": false,
+     "rows": 256, "acc_row": 0.98, "acc_pos": 0.999, "hits": "11…"}
 
 ``acc_row``: every supervised token of the row right, teacher forced — BA22's and MC24's
 measure; for the generated answers of ``addition`` it equals greedy exact match (the argument in

@@ -19,6 +19,7 @@ The rules (lengthgen.md "Protocol"):
 
 from __future__ import annotations
 
+import json
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -73,6 +74,7 @@ class Run:
     iterations: int | None
     trained: bool
     train_accuracy: float | None
+    train_iterations: int | None = None
     acc: dict[int, float] = field(default_factory=dict)
     pos: dict[int, float] = field(default_factory=dict)
 
@@ -168,12 +170,19 @@ def collect_runs(store: Store) -> list[Run]:
                     iterations=p.get("iterations"),
                     trained=bool(head["trained"]),
                     train_accuracy=head["train_accuracy"],
+                    train_iterations=p.get("train_iterations", _size_iterations(head["size"])),
                 )
             if p.get("acc_row") is not None:
                 run.acc[int(p["length"])] = float(p["acc_row"])
             if p.get("acc_pos") is not None:
                 run.pos[int(p["length"])] = float(p["acc_pos"])
     return list(runs.values())
+
+
+def _size_iterations(size: str) -> int | None:
+    """A size's ``iterations`` option (stores written before points held ``train_iterations``)."""
+    value = json.loads(size).get("iterations")
+    return int(value) if isinstance(value, int) else None
 
 
 def curve_of(runs: Sequence[Run], train_min: int, bins: Sequence[Bin]) -> Curve:

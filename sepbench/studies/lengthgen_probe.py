@@ -136,12 +136,17 @@ def score_length(
 
 
 def point(
-    length: int, iterations: int | None, in_distribution: bool, scored: tuple[np.ndarray, int, int]
+    length: int,
+    iterations: int | None,
+    trained_iterations: int | None,
+    in_distribution: bool,
+    scored: tuple[np.ndarray, int, int],
 ) -> dict[str, Any]:
     ok, right, supervised = scored
     return {
         "length": int(length),
         "iterations": iterations,
+        "train_iterations": trained_iterations,
         "in_distribution": in_distribution,
         "rows": int(ok.size),
         "acc_row": float(ok.mean()) if ok.size else None,
@@ -152,12 +157,15 @@ def point(
 
 def evaluate_trial(model: Any, task: Task, ev: Evaluation, seed: int) -> list[dict[str, Any]]:
     """Every point record of one trained model (module docstring, step 2)."""
+    from sepbench.models.depth import DepthModel
+
     counts = iteration_counts(model, ev)
+    trained = model.iterations if isinstance(model, DepthModel) else None
     out = []
     lengths = [(n, True) for n in ev.in_distribution] + [(n, False) for n in ev.lengths]
     for n, inside in lengths:
         scored = score_length(model, eval_rows(task, n, ev.rows, seed), counts)
-        out += [point(n, c, inside, scored[c]) for c in counts]
+        out += [point(n, c, trained, inside, scored[c]) for c in counts]
     return out
 
 
