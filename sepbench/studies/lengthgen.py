@@ -38,7 +38,10 @@ all right are what greedy decoding writes). ``acc_pos``: the fraction of supervi
 Bad specs are one-line errors naming the key: a test length ≤ the longest training length
 (presented as extrapolation), an in-distribution length above the shortest, an iteration count
 < 1, no mixture, an unknown task or a task a model cannot answer (``SeqModel.check_task``: a
-tree encoder on a task that is not a single-answer classification).
+tree encoder on a task that is not a single-answer classification), a tree encoder without the
+task's ``pad_id`` (the trainer's in-distribution evaluation pads rows of mixed lengths, and an
+encoder with ``readout=last`` without ``pad_id`` would read the pads as leaves and answer in
+the wrong column: found in a first run, where it scored the held-out rows at ~0.02).
 
 Spec format — the grid keys (:class:`~sepbench.studies.grid.GridStudy`, with ``budget.mixture``
 required) and::
@@ -156,10 +159,18 @@ class LengthgenSpec(GridStudy):
         for i, (m, _label) in enumerate(self.model_labels()):
             cls = models.get_class(m.family)
             for size in m.sizes:
+                options = m.size_options(size)
                 try:
-                    cls.check_task(task, m.size_options(size), longest)
+                    cls.check_task(task, options, longest)
                 except ValueError as exc:
                     raise ValueError(f"models[{i}]: {exc}") from None
+                if cls.encoder and options.get("readout", "last") == "last":
+                    if options.get("pad_id") != task.pad_id:
+                        raise ValueError(
+                            f"models[{i}]: the in-distribution evaluation pads rows of mixed "
+                            f"lengths, which an encoder with readout=last reads only with "
+                            f"options.pad_id = {task.pad_id} (the task's pad id)"
+                        )
         return self
 
     def _cut(self, data: dict[str, Any]) -> None:

@@ -118,6 +118,8 @@ def test_tree_model_on_listops_is_accepted() -> None:
     data["budget"]["mixture"] = {"min": 8}
     data["evaluation"] = {"lengths": [24], "in_distribution": [16]}
     data["models"] = [{"family": "bbt", "sizes": [8]}]
+    assert "options.pad_id = 0" in error_of(data)  # padded held-out rows need it
+    data["models"] = [{"family": "bbt", "options": {"pad_id": 0}, "sizes": [8]}]
     assert isinstance(studies.from_dict(data), LengthgenSpec)
 
 
