@@ -164,13 +164,13 @@ class LengthgenSpec(GridStudy):
                     cls.check_task(task, options, longest)
                 except ValueError as exc:
                     raise ValueError(f"models[{i}]: {exc}") from None
-                if cls.encoder and options.get("readout", "last") == "last":
-                    if options.get("pad_id") != task.pad_id:
-                        raise ValueError(
-                            f"models[{i}]: the in-distribution evaluation pads rows of mixed "
-                            f"lengths, which an encoder with readout=last reads only with "
-                            f"options.pad_id = {task.pad_id} (the task's pad id)"
-                        )
+                last = cls.encoder and options.get("readout", "last") == "last"
+                if last and options.get("pad_id") != task.pad_id:
+                    raise ValueError(
+                        f"models[{i}]: the in-distribution evaluation pads rows of mixed "
+                        f"lengths, which an encoder with readout=last reads only with "
+                        f"options.pad_id = {task.pad_id} (the task's pad id)"
+                    )
         return self
 
     def _cut(self, data: dict[str, Any]) -> None:
