@@ -1,4 +1,5 @@
-"""The report of a grid study's store, by its kind (``capacity``: :mod:`.capacity_report`)."""
+"""The report of a grid study's store, by its kind (``capacity``: :mod:`.capacity_report`,
+``lengthgen``: :mod:`.lengthgen_report`)."""
 
 from __future__ import annotations
 
@@ -25,4 +26,8 @@ def write_grid_report(
         from sepbench.report.capacity_report import write_capacity_report
 
         return write_capacity_report(store_path, out_dir, formats=formats)
+    if kind == "lengthgen":
+        from sepbench.report.lengthgen_report import write_lengthgen_report
+
+        return write_lengthgen_report(store_path, out_dir, formats=formats)
     raise UserError(f"{store_path}: no report for study kind {kind!r}")

@@ -3,7 +3,8 @@
 A study spec's ``kind`` key names its kind: ``width`` (the default; the minimal-width search,
 :class:`sepbench.sweep.StudySpec`) or a *grid* kind (:mod:`sepbench.studies.grid`: train once
 per cell, evaluate on a grid of points) — today ``capacity`` (:mod:`sepbench.studies.capacity`,
-SM24's state capacity and collapse). :func:`load_study` reads a TOML file of any kind,
+SM24's state capacity and collapse) and ``lengthgen`` (:mod:`sepbench.studies.lengthgen`, train
+short / test long). :func:`load_study` reads a TOML file of any kind,
 :func:`shipped` / :func:`load_shipped` the grid studies shipped in
 ``sepbench/studies/specs/``, :func:`stored_spec` the spec of a grid study's store, and
 :func:`default_probe` gives a kind's probe (what trains and evaluates one trial).
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from sepbench.sweep.spec import StudySpec
     from sepbench.sweep.store import Store
 
-GRID_KINDS = ("capacity",)
+GRID_KINDS = ("capacity", "lengthgen")
 """The grid study kinds (a spec's ``kind``); ``width`` is the sweep's."""
 
 
@@ -36,6 +37,10 @@ def grid_class(kind: str) -> type[GridStudy]:
         from sepbench.studies.capacity import CapacitySpec
 
         return CapacitySpec
+    if kind == "lengthgen":
+        from sepbench.studies.lengthgen import LengthgenSpec
+
+        return LengthgenSpec
     raise UserError(f"unknown study kind {kind!r}; known: width, {', '.join(GRID_KINDS)}")
 
 
@@ -96,4 +101,8 @@ def default_probe(spec: GridStudy, device: str | None = None) -> ProbeFn:
         from sepbench.studies.capacity_probe import CapacityProbe
 
         return CapacityProbe(device=device)
+    if spec.kind == "lengthgen":
+        from sepbench.studies.lengthgen_probe import LengthgenProbe
+
+        return LengthgenProbe(device=device)
     raise UserError(f"no probe for study kind {spec.kind!r}")  # pragma: no cover

@@ -76,6 +76,14 @@ from sepbench.training.metrics import (
 )
 from sepbench.training.threads import model_threads, thread_scope
 
+Objective = Callable[
+    [nn.Module, torch.Tensor, Callable[[torch.Tensor], torch.Tensor]], torch.Tensor
+]
+"""A training objective other than the plain loss of ``model(inputs)``: called as
+``objective(model, inputs, loss)`` with ``loss`` mapping logits to the masked mean cross-entropy
+(per member for an ensemble); e.g. BA22's progressive loss for recurrent-depth models
+(:func:`sepbench.models.depth.progressive_loss`)."""
+
 
 @dataclass
 class Progress:
@@ -274,11 +282,16 @@ class _Plain:
 
     stacked = False
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, objective: Objective | None = None) -> None:
         self.model = model
         self.size = 1
+        self.objective = objective
 
     def losses(self, batch: data_mod.Prepared) -> torch.Tensor:
+        if self.objective is not None:
+            return self.objective(
+                self.model, batch.inputs, lambda z: loss_single(z, batch.sel, batch.sel_targets)
+            )
         return loss_single(self.model(batch.inputs), batch.sel, batch.sel_targets)
 
     def clip_(self, params: Sequence[torch.Tensor], max_norm: float) -> None:
@@ -299,15 +312,22 @@ class _Stacked:
 
     stacked = True
 
-    def __init__(self, ensemble: Ensemble, pad_id: int) -> None:
+    def __init__(self, ensemble: Ensemble, pad_id: int, objective: Objective | None = None) -> None:
         self.ensemble = ensemble
         self.size = ensemble.size
         self.pad_id = pad_id
+        self.objective = objective
 
     def losses(self, batch: data_mod.Prepared) -> torch.Tensor:
-        assert batch.member is not None and batch.counts is not None
-        logits = self.ensemble(batch.inputs)
-        return loss_members(logits, batch.sel, batch.sel_targets, batch.member, batch.counts)
+        member, counts = batch.member, batch.counts
+        assert member is not None and counts is not None
+
+        def loss(logits: torch.Tensor) -> torch.Tensor:
+            return loss_members(logits, batch.sel, batch.sel_targets, member, counts)
+
+        if self.objective is not None:
+            return self.objective(self.ensemble, batch.inputs, loss)
+        return loss(self.ensemble(batch.inputs))
 
     def clip_(self, params: Sequence[torch.Tensor], max_norm: float) -> None:
         member_clip_(params, self.size, max_norm)
@@ -423,6 +443,7 @@ def train(
     callback: Callback | None = None,
     prefetch: bool | None = None,
     threads: int | None = None,
+    objective: Objective | None = None,
 ) -> EnsembleOutcome:
     """Train the members of ``model`` at once on fresh samples of ``task`` at size ``length``.
 
@@ -449,7 +470,9 @@ def train(
     ``device``: default the model's own (the model is moved there). ``threads``: CPU intra-op
     threads for the run (default: :func:`~sepbench.training.threads.auto_threads`).
     ``prefetch``: draw the next batches in a background thread (default: on CUDA only — see
-    :func:`use_prefetch`). Deterministic on CPU for given seeds, with or without prefetching.
+    :func:`use_prefetch`). ``objective``: the loss to minimise instead of the plain one
+    (:data:`Objective`; default: cross-entropy of ``model(inputs)``). Deterministic on CPU
+    for given seeds, with or without prefetching.
 
     An ensemble's members differ from ``fit`` only in floating-point rounding: batched kernels
     sum in another order than the single-model ones, so trajectories agree to rounding at
@@ -460,7 +483,9 @@ def train(
     budget = budget if budget is not None else Budget()
     task = task_for(task, model)  # a model without a retriever must write the results itself
     members: _Plain | _Stacked = (
-        _Stacked(model, task.pad_id) if isinstance(model, Ensemble) else _Plain(model)
+        _Stacked(model, task.pad_id, objective)
+        if isinstance(model, Ensemble)
+        else _Plain(model, objective)
     )
     count = members.size
     if isinstance(seeds, int | str) or len(seeds) != count:
@@ -671,6 +696,7 @@ def fit(
     callback: Callback | None = None,
     prefetch: bool | None = None,
     threads: int | None = None,
+    objective: Objective | None = None,
 ) -> TrialResult:
     """Train ``model`` (in place) on fresh samples of ``task`` at problem size ``length``:
     :func:`train` with one member, data seed ``seed``; its one TrialResult.
@@ -689,5 +715,6 @@ def fit(
         callback=callback,
         prefetch=prefetch,
         threads=threads,
+        objective=objective,
     )
     return outcome.results[0]
