@@ -16,13 +16,15 @@ from matplotlib.figure import Figure
 
 from sepbench.report.bits import BitsAxis, Series
 from sepbench.report.plots import (
-    BOUND_COLORS,
     _log2_x,
     _new_figure,
     _y_scale,
     draw_censored,
     model_color,
 )
+
+BOUND_COLOR = "black"
+"""The bounds' colour here: one line in bits for every model, so in no model's colour."""
 
 
 def bits_figure(axis: BitsAxis) -> Figure:
@@ -40,10 +42,10 @@ def bits_figure(axis: BitsAxis) -> Figure:
         left.plot(
             b.lengths,
             b.bits,
-            color=BOUND_COLORS["lower"],
+            color=BOUND_COLOR,
             lw=1.8,
-            label=f"{b.result_id} lower bound in bits, exact answers: {b.formula} × p "
-            f"(evaluated at p = {ps})",
+            label=f"{b.result_id} lower bound in bits m·p, exact answers (from {b.formula}; "
+            f"evaluated at p = {ps})",
             zorder=2,
         )
         ys += [v for v in b.bits if v > 0]
@@ -51,15 +53,16 @@ def bits_figure(axis: BitsAxis) -> Figure:
             left.plot(
                 b.lengths,
                 b.error_bits,
-                color=BOUND_COLORS["lower"],
+                color=BOUND_COLOR,
                 lw=1.4,
                 ls=(0, (5, 3)),
-                label=f"{b.result_id} error-allowed at ε = {b.error:.3g} (the verdicts' line): "
-                f"{b.error_formula} × p",
+                label=f"{b.result_id} in bits, error-allowed at ε = {b.error:.3g} (the verdicts' "
+                f"line; from {b.error_formula})",
                 zorder=2,
             )
             ys += [v for v in b.error_bits if v > 0]
-    _log2_x(left, lengths)
+    drawn = [n for b in axis.bounds for n in (min(b.lengths), max(b.lengths))]
+    _log2_x(left, sorted({*lengths, *drawn}))
     _y_scale(left, ys, "minimal state bits m·p = s·width·p")
     left.set_title(
         f"{axis.task.label}: minimal state bits vs N (RNNs at bounded precision)\n"
