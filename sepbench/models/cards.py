@@ -31,7 +31,9 @@ One :class:`FamilyCard` per family (``elman``, ``lstm``, ``gru``, ``rag``, ``ssm
   by default (unbounded float32; an unset option is absent from the validated options);
   hence :meth:`FamilyCard.state_bits` — the bits carried after ``length`` tokens, B24's m·p:
   recurrent numbers × state_bits plus cache numbers × precision_bits, an unset one counting
-  32 — the built model's ``state_bits(length)``;
+  32 — the built model's ``state_bits(length)``; and :meth:`FamilyCard.number_bits`, the p
+  the lower bounds on state bits divide by (the largest option of its carried numbers, None
+  for floats), which a report judges each pair at;
 * the **theorem parameters** its options fix (attention heads H; the H20 construction's cell).
 
 A trial records the facts of the model it trained as :class:`ModelFacts` (the probe has the
@@ -883,7 +885,8 @@ class ModelFacts:
     """What a trial records about the model it trained, in its stored outcome
     (``outcome["details"][ModelFacts.KEY]``): the theory class (on the trial's task), the
     state size after ``state_tokens`` tokens (the task's padded token length at the trial's
-    N), the trainable parameter count, and the width."""
+    N), the trainable parameter count, the width, and the bits carried with their p (a report
+    judges the pair at that p)."""
 
     model_class: str | None
     state_size: int
