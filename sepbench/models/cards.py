@@ -31,7 +31,9 @@ One :class:`FamilyCard` per family (``elman``, ``lstm``, ``gru``, ``rag``, ``ssm
   by default (unbounded float32; an unset option is absent from the validated options);
   hence :meth:`FamilyCard.state_bits` — the bits carried after ``length`` tokens, B24's m·p:
   recurrent numbers × state_bits plus cache numbers × precision_bits, an unset one counting
-  32 — the built model's ``state_bits(length)``;
+  32 — the built model's ``state_bits(length)``; and :meth:`FamilyCard.number_bits`, the p
+  the lower bounds on state bits divide by (the largest option of its carried numbers, None
+  for floats), which a report judges each pair at;
 * the **theorem parameters** its options fix (attention heads H; the H20 construction's cell).
 
 A trial records the facts of the model it trained as :class:`ModelFacts` (the probe has the
@@ -642,6 +644,31 @@ class FamilyCard:
         cache = self.cache(o) * int(length) * int(o.get("precision_bits", float_bits))
         return recurrent + cache
 
+    def number_bits(self, options: Mapping[str, Any]) -> int | None:
+        """p, the bits per carried number the lower bounds on state bits divide by (m·p ≥ …):
+        the largest precision option of the numbers this family carries (``state_bits`` for a
+        recurrent state, ``precision_bits`` for an attention cache), None when some carried
+        number is an unbounded float or the family declares neither option.
+
+        The largest, because a model whose m numbers carry at most p_max bits each carries at
+        most m·p_max bits: a bound m ≥ B / p_max stays valid for a hybrid whose two parts have
+        different p (docs/precision.md). A family that carries a recurrent state *and* a cache
+        (hybrid) has a float among them unless both options are set."""
+        o = self._resolved(options)
+        kinds = []
+        if self.recurrent(o)[0] > 0 and "state_bits" in self.option_names:
+            kinds.append("state_bits")
+        if self.cache(o) > 0 and "precision_bits" in self.option_names:
+            kinds.append("precision_bits")
+        if not kinds or any(o.get(k) is None for k in kinds):
+            return None
+        return max(int(o[k]) for k in kinds)
+
+    @property
+    def option_names(self) -> frozenset[str]:
+        """The names of this family's options."""
+        return frozenset(opt.name for opt in self.options)
+
     def theorem_params(self, options: Mapping[str, Any]) -> dict[str, Any]:
         """Theorem parameters fixed by the options (``heads`` for attention; H20's ``cell``)."""
         return self.theorem_options(self._resolved(options))
@@ -842,6 +869,14 @@ def state_per_width(family: str | None, options: Mapping[str, Any]) -> tuple[flo
     return CARDS[family].state_per_width(options)
 
 
+def number_bits(family: str | None, options: Mapping[str, Any]) -> int | None:
+    """:meth:`FamilyCard.number_bits` of ``family``; None for a family the testbed does not
+    know (its numbers count as floats)."""
+    if family not in CARDS:
+        return None
+    return CARDS[family].number_bits(options)
+
+
 # --------------------------------------------------------------------------------------------
 # what a trial records
 # --------------------------------------------------------------------------------------------
@@ -850,13 +885,22 @@ class ModelFacts:
     """What a trial records about the model it trained, in its stored outcome
     (``outcome["details"][ModelFacts.KEY]``): the theory class (on the trial's task), the
     state size after ``state_tokens`` tokens (the task's padded token length at the trial's
-    N), the trainable parameter count, and the width."""
+    N), the trainable parameter count, the width, and the bits carried with their p (a report
+    judges the pair at that p)."""
 
     model_class: str | None
     state_size: int
     state_tokens: int
     parameters: int
     width: int
+    state_bits: int | None = None
+    """Bits carried after ``state_tokens`` tokens (the model's ``state_bits(length)``, B24's
+    m·p with an unbounded number counting :data:`FLOAT_BITS`); None in stores written before
+    trials recorded it."""
+    number_bits: int | None = None
+    """p, the bits per carried number (:meth:`FamilyCard.number_bits`: the ``state_bits`` or
+    ``precision_bits`` option); None for unbounded floats, and in stores written before
+    trials recorded it."""
 
     KEY: ClassVar[str] = "model_facts"
 
@@ -870,6 +914,8 @@ class ModelFacts:
             state_tokens=int(tokens),
             parameters=int(model.num_parameters()),
             width=int(model.width),
+            state_bits=int(model.state_bits(int(tokens))),
+            number_bits=number_bits(model.family, model.options),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -892,4 +938,12 @@ class ModelFacts:
                 return None
             numbers.append(value)
         state, tokens, params, width = numbers
-        return cls(cls_name, state, tokens, params, width)
+        optional = []
+        for key in ("state_bits", "number_bits"):
+            value = raw.get(key)  # absent in stores written before trials recorded them
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
+                return None
+            optional.append(value)
+        return cls(cls_name, state, tokens, params, width, *optional)

@@ -18,7 +18,8 @@ The report only reads: model facts come from the trials (or the family cards,
 Modules by concern: ``collect`` (a store in, :class:`ReportData` out), ``facts`` (a pair's
 model facts), ``fits`` (growth fits), ``bounds`` (bound curves in width units), ``verdicts``
 (a theorem beside a curve, in words), ``constructions`` (construction curves), ``lengths``
-(length generalisation), ``data`` (the plain records), ``plots``, ``markdown``, ``writer``.
+(length generalisation), ``bits`` (the state-bits axis of a bounded-precision study), ``data``
+(the plain records), ``plots``, ``bits_plots``, ``markdown``, ``writer``.
 """
 
 from sepbench.report.bounds import BoundCurve

@@ -102,7 +102,7 @@ def bound_curves(
     if not lengths:
         return [], None
     params = result_params(result, task, model)
-    grid = _grid(lengths)
+    grid = length_grid(lengths)
     curves: list[BoundCurve] = []
     sides: list[tuple[Literal["upper", "lower"], Any]] = []
     if result.direction in ("upper", "tight"):
@@ -135,7 +135,9 @@ def bound_curves(
     return curves, None
 
 
-def _grid(lengths: Sequence[int]) -> list[int]:
+def length_grid(lengths: Sequence[int]) -> list[int]:
+    """The measured N (≥ 2) and a dense geometric grid of 48 between them: where bounds are
+    drawn."""
     lo, hi = max(2, min(lengths)), max(2, max(lengths))
     dense = np.unique(np.round(np.geomspace(lo, hi, 48)).astype(int)) if hi > lo else [lo]
     return sorted({int(n) for n in dense} | {n for n in lengths if n >= 2})

@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 from sepbench import theory
 from sepbench.errors import UserError
+from sepbench.report.bits import bits_axis
 from sepbench.report.bounds import BoundCurve, anchor_form_only, bound_curves, merge_bounds
 from sepbench.report.constructions import ConstructionCurve, construction_curves
 from sepbench.report.data import DEFAULT_PRECISION_BITS, PairData, ReportData
-from sepbench.report.facts import CARDS, pair_facts
+from sepbench.report.facts import CARDS, PairFacts, pair_facts
 from sepbench.report.fits import growth_fits
 from sepbench.report.infos import ModelInfo, TaskInfo
 from sepbench.report.lengths import length_eval
@@ -44,7 +45,9 @@ def collect(
 
     ``constructions``: construction widths to draw (see
     :func:`~sepbench.report.constructions.construction_curves`); ``precision_bits``: p used to
-    turn state-bit lower bounds into widths; ``n_boot=0`` fits without the exponent's interval
+    turn state-bit lower bounds into widths for models of unbounded precision (floats) — a
+    model run with ``state_bits`` / ``precision_bits`` is judged at its own p
+    (:func:`pair_precision`); ``n_boot=0`` fits without the exponent's interval
     (faster; any other value is ignored — the name survives from the bootstrap interval that
     the profile-likelihood interval replaced).
 
@@ -97,6 +100,7 @@ def collect(
         success=success,
         notes=_fact_notes(pairs),
         protocol=protocol_tables(spec, records),
+        bits_axes=[a for t in task_infos if (a := bits_axis(t, pairs, success)) is not None],
     )
 
 
@@ -159,6 +163,7 @@ def _pair(
     trials = [t for t in records if t.search_key in keys]
     facts = pair_facts(task, model, trials)
     cls, factor, note = facts.model_class, facts.state_factor, facts.state_note
+    p = pair_precision(facts, p)
     fit, state_fit, fit_note = growth_fits(searches, model.grid, factor, n_boot)
     results: list[theory.Result] = []
     reason = ""
@@ -202,4 +207,12 @@ def _pair(
         reason=combined,
         constructions=mine,
         length_eval=length_eval(trials),
+        precision_bits=p,
     )
+
+
+def pair_precision(facts: PairFacts, default: int) -> int:
+    """The p a pair's bounds and verdicts use: its model's own bits per number (the study's
+    ``state_bits`` / ``precision_bits`` option, read from the trials' facts), else — for an
+    unbounded model, whose numbers are floats — the report's ``default``."""
+    return default if facts.number_bits is None else int(facts.number_bits)

@@ -17,7 +17,10 @@ Conventions (stated in every report):
   :data:`DEFAULT_PRECISION_BITS` = 32: a float32 has 2^32 bit patterns, and the bounds count
   distinguishable states, so all 32 bits count (24 mantissa bits would undercount sign and
   exponent and make every bound look stronger than it is). The same p evaluates upper bounds
-  (it matters only for W24-RAG) and is the default of :func:`sepbench.theory.verdict`.
+  (it matters only for W24-RAG) and is the default of :func:`sepbench.theory.verdict`. A
+  model run at bounded precision (``state_bits`` / ``precision_bits``, docs/precision.md) is
+  judged at its own p, read per pair from its trials' facts (:attr:`PairData.precision_bits`);
+  the default is for floats only.
 * **Grid answers and censored widths.** A search's answer is an interval: the minimal width
   lies between the grid width below the answer (which failed) and the answer; a seed whose
   search found no width up to the maximum is right-censored, (max, ∞). Growth fits take these
@@ -44,6 +47,7 @@ from sepbench.report.protocol import ProtocolTables
 from sepbench.report.verdicts import ResultVerdict
 
 if TYPE_CHECKING:
+    from sepbench.report.bits import BitsAxis
     from sepbench.sweep.spec import StudySpec
     from sepbench.sweep.store import TrialRecord
     from sepbench.sweep.summary import SearchResult, StudySummary, WidthRow
@@ -71,6 +75,14 @@ class PairData:
     constructions: list[ConstructionCurve]
     length_eval: list[tuple[int, int, list[tuple[int, float]]]] = field(default_factory=list)
     """(trained N, width, [(eval N, sequence accuracy), ...]) per trial that has them."""
+    precision_bits: int = DEFAULT_PRECISION_BITS
+    """p of this pair's bounds and verdicts: the model's own bits per number where its study
+    bounds them (``state_bits`` / ``precision_bits``), else the report's default."""
+
+    @property
+    def bounded(self) -> bool:
+        """Whether the model's numbers have a bounded precision (its own p, not a float's)."""
+        return self.facts.number_bits is not None
 
     @property
     def model_class(self) -> str | None:
@@ -144,6 +156,12 @@ class ReportData:
     protocol: ProtocolTables | None = None
     """Both success rules, the threshold sensitivity and the examples seen
     (:mod:`sepbench.report.protocol`)."""
+    bits_axes: list[BitsAxis] = field(default_factory=list)
+    """Per task with a bounded-precision pair, its state-bits axis (:mod:`.bits`); empty for
+    an unbounded study."""
+
+    def bits_axis_for(self, task_label: str) -> BitsAxis | None:
+        return next((a for a in self.bits_axes if a.task.label == task_label), None)
 
     def pairs_for(self, task_label: str) -> list[PairData]:
         return [p for p in self.pairs if p.task.label == task_label]

@@ -10,6 +10,7 @@ from sepbench.report.data import PairData, ReportData
 from sepbench.report.verdicts import NO_THEOREM
 
 if TYPE_CHECKING:
+    from sepbench.report.bits import BitsAxis
     from sepbench.sweep.spec import StudySpec
 
 OUTCOME_MARK = {
@@ -314,8 +315,43 @@ def _task_sections(data: ReportData, figures: Mapping[str, Sequence[str]]) -> li
             params = ", ".join(f"{k}={v}" for k, v in sorted(task.params.items()))
             out += [f"Task `{task.name}` with {params}.", ""]
         out += _images(figures, f"separation/{task.label}", f"{task.label}: separation plot")
+        axis = data.bits_axis_for(task.label)
+        if axis is not None:
+            out += _bits_section(axis, figures)
         for p in data.pairs_for(task.label):
             out += _pair_section(p, figures)
+    return out
+
+
+def _bits_section(axis: BitsAxis, figures: Mapping[str, Sequence[str]]) -> list[str]:
+    """The task's state-bits axis: its figure and, per N, each RNN's median state bits beside
+    the first lower bound in bits (exact and error-allowed)."""
+    label = axis.task.label
+    out = [
+        "",
+        f"### {label} — the state-bits axis",
+        "",
+        "Each RNN's minimal state in bits, m·p = (state numbers per width unit) × width × p, "
+        "at its own p; the theorem's lower bound in bits is one line for every p, and every "
+        "curve must stay above it (the error-allowed line at the study's threshold is what the "
+        "verdicts check). Transformers are drawn by width, at their stated precision: "
+        + (
+            ", ".join(f"{s.model} {s.precision_text}" for s in axis.attention)
+            if axis.attention
+            else "none in this study"
+        )
+        + ".",
+        "",
+    ]
+    out += _images(figures, f"bits/{label}", f"{label}: minimal state bits vs N")
+    rows = axis.table()
+    if rows and axis.rnns:
+        first = axis.bounds[0] if axis.bounds else None
+        exact = f"{first.result_id} bound (bits)" if first else "bound (bits)"
+        allowed = f"error-allowed at ε = {first.error:.3g}" if first and first.error else "—"
+        head = ("N", *(f"{s.model} ({s.precision_text})" for s in axis.rnns), exact, allowed)
+        out += _table(head, [(n, *cells, e, a) for n, cells, e, a in rows])
+        out += ["", "Median state bits per N (`>x`: censored, above the search maximum's x).", ""]
     return out
 
 
@@ -350,6 +386,16 @@ def _conventions(data: ReportData) -> list[str]:
         "*not applicable* otherwise. A lower bound that asks for less than the smallest "
         "searched width at every measured N is *vacuous*: this grid cannot test it.",
     ]
+    bounded = [q for q in data.pairs if q.bounded]
+    if bounded:
+        each = ", ".join(f"{q.model.label}: p = {q.precision_bits}" for q in bounded)
+        conv.append(
+            f"- **Bounded precision.** Models run with `state_bits` / `precision_bits` are "
+            f"judged at their own p bits per number ({each}); p = {p} is for the others "
+            "(floats). At p of a few bits the RNN lower bounds bind at laboratory N: the "
+            "state-bits axis of each task shows the RNN curves against them in bits "
+            "(docs/precision.md)."
+        )
     return conv
 
 

@@ -147,19 +147,22 @@ def _draw_curve(
             )
     cens_seeds = pair.censored
     if cens_seeds:
-        ax.plot(
+        draw_censored(
+            ax,
             [s.length * _jitter(s.replicate, seeds) for s in cens_seeds],
             [s.max_width for s in cens_seeds],
-            "^",
-            ms=8,
-            mfc="none",
-            mec=color,
-            mew=1.5,
-            zorder=6,
-            label=f"{label}: censored seed, drawn at the search max ({len(cens_seeds)})",
+            color,
+            f"{label}: censored seed, drawn at the search max ({len(cens_seeds)})",
         )
         ys += [float(s.max_width) for s in cens_seeds]
     return ys
+
+
+def draw_censored(
+    ax: Axes, xs: Sequence[float], ys: Sequence[float], color: object, label: str
+) -> None:
+    """Censored seeds: hollow triangles at the search maximum (the truth lies above)."""
+    ax.plot(xs, ys, "^", ms=8, mfc="none", mec=color, mew=1.5, zorder=6, label=label)
 
 
 def _draw_bound(ax: Axes, bound: BoundCurve, color: object, index: int, label: str) -> None:
@@ -269,17 +272,18 @@ def separation_figure(task: TaskInfo, pairs: Sequence[PairData], precision_bits:
             b,
             model_color(pair.model.color_index),
             i,
-            f"{b.result_id} {what}{shape}{unit}, p={precision_bits}",
+            f"{b.result_id} {what}{shape}{unit}, p={b.precision_bits}",
         )
         ys += [w for w in b.widths if w > 0]
     curves = {c.name: c for pair in pairs for c in pair.constructions}
     _draw_constructions(ax, list(curves.values()), ys)
     _log2_x(ax, lengths)
     _y_scale(ax, ys, "minimal width (hidden units / d_model)")
+    ps = {b.precision_bits for b, _ in draws} or {precision_bits}
+    at = f"p = {precision_bits}" if ps == {precision_bits} else "each model's own p (legend)"
     ax.set_title(
         f"{task.label}: minimal width vs N for every model (the separation plot)\n"
-        "theorems drawn in the colour of the model they concern; "
-        f"bounds at p = {precision_bits} bits/number",
+        f"theorems drawn in the colour of the model they concern; bounds at {at} bits/number",
         fontsize=9.5,
     )
     ax.grid(True, which="major", alpha=0.3)

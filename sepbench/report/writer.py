@@ -27,11 +27,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sepbench.errors import UserError
-from sepbench.report import markdown, plots
+from sepbench.report import bits_plots, markdown, plots
 from sepbench.report.collect import collect
 from sepbench.report.data import DEFAULT_PRECISION_BITS, ReportData
 
 if TYPE_CHECKING:
+    from sepbench.report.bits import BitsAxis
     from sepbench.sweep.store import Store
 
 MARKER = ".sepbench-report"
@@ -56,7 +57,8 @@ def write_report(
     for reading; a study directory is resolved by ``sepbench report``, not here).
     ``constructions``: construction widths, ``{name: [(N, width), ...]}`` (see
     :func:`~sepbench.report.constructions.construction_curves` for the accepted forms).
-    ``precision_bits``: p used to turn state-bit lower bounds into widths (default 32).
+    ``precision_bits``: p used to turn state-bit lower bounds into widths for models of
+    unbounded precision (default 32); a bounded model is judged at its own p.
     :func:`collect` then :func:`write_data`; call those two to keep the data in memory.
     """
     _check_formats(formats)
@@ -237,11 +239,14 @@ def render_into(directory: Path, data: ReportData, formats: Sequence[str]) -> No
             "separation",
             task.label,
         )
+        axis = data.bits_axis_for(task.label)
+        if axis is not None:
+            emit(f"bits/{task.label}", bits_plots.bits_figure(axis), "bits", task.label)
         for p in pairs:
             key = f"{p.task.label}/{p.model.label}"
             emit(
                 f"width/{key}",
-                plots.width_figure(p, data.precision_bits),
+                plots.width_figure(p, p.precision_bits),
                 "width",
                 p.task.label,
                 p.model.label,
@@ -304,7 +309,9 @@ def report_json(data: ReportData, figures: dict[str, list[str]]) -> dict[str, An
                 ],
             }
         )
-    return {
+        if p.bounded:  # the pair's own p (an unbounded pair uses the report's, below)
+            pairs[-1]["precision_bits"] = p.precision_bits
+    out = {
         "study": data.study,
         "spec_hash": data.spec_hash,
         "store": data.store_path,
@@ -324,4 +331,17 @@ def report_json(data: ReportData, figures: dict[str, list[str]]) -> dict[str, An
         "protocol": None if data.protocol is None else asdict(data.protocol),
         "pairs": pairs,
         "figures": figures,
+    }
+    if data.bits_axes:  # a bounded-precision study only: an unbounded report is unchanged
+        out["bits_axes"] = [bits_json(a) for a in data.bits_axes]
+    return out
+
+
+def bits_json(axis: BitsAxis) -> dict[str, Any]:
+    """A task's state-bits axis as plain data (:mod:`sepbench.report.bits`)."""
+    return {
+        "task": axis.task.label,
+        "rnns": [asdict(s) for s in axis.rnns],
+        "bounds": [asdict(b) for b in axis.bounds],
+        "attention": [asdict(s) for s in axis.attention],
     }

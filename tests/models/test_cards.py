@@ -135,11 +135,41 @@ def test_theorem_parameters_fixed_by_the_options() -> None:
 def test_model_facts_round_trip_and_reject_malformed_records() -> None:
     model = models.build("lstm", 5, 8, seed=0, layers=2)
     facts = ModelFacts.of(model, "index_lookup", {"alphabet": 4}, 17)
-    assert facts == ModelFacts("rnn", 2 * 2 * 8, 17, model.num_parameters(), 8)
+    assert facts == ModelFacts("rnn", 2 * 2 * 8, 17, model.num_parameters(), 8, 32 * 32, None)
     assert ModelFacts.from_details({ModelFacts.KEY: facts.to_dict()}) == facts
     for bad in ({}, {ModelFacts.KEY: 3}, {ModelFacts.KEY: {**facts.to_dict(), "width": -1}},
-                {ModelFacts.KEY: {**facts.to_dict(), "parameters": True}}, None):  # fmt: skip
+                {ModelFacts.KEY: {**facts.to_dict(), "parameters": True}},
+                {ModelFacts.KEY: {**facts.to_dict(), "state_bits": 0}},
+                {ModelFacts.KEY: {**facts.to_dict(), "number_bits": "4"}}, None):  # fmt: skip
         assert ModelFacts.from_details(bad) is None
+
+
+def test_model_facts_record_the_bits_carried_and_p() -> None:
+    """A bounded model records m·p and its p; a record from before trials stored them (no
+    ``state_bits`` key) reads as unknown (None), not as a float model."""
+    lstm = models.build("lstm", 5, 8, seed=0, state_bits=2)
+    facts = ModelFacts.of(lstm, "index_lookup", {"alphabet": 2}, 17)
+    assert (facts.state_size, facts.state_bits, facts.number_bits) == (16, 32, 2)
+    assert facts.state_bits == lstm.state_bits(17)
+    tf = models.build("transformer", 5, 8, seed=0, precision_bits=7)
+    tf_facts = ModelFacts.of(tf, "index_lookup", {"alphabet": 2}, 17)
+    assert (tf_facts.state_bits, tf_facts.number_bits) == (7 * tf.state_size(17), 7)
+    old = {k: v for k, v in facts.to_dict().items() if k not in ("state_bits", "number_bits")}
+    assert ModelFacts.from_details({ModelFacts.KEY: old}) == ModelFacts("rnn", 16, 17,
+        lstm.num_parameters(), 8)  # fmt: skip
+
+
+def test_number_bits_is_the_largest_p_of_the_carried_numbers_or_none_for_a_float() -> None:
+    from sepbench.models.cards import number_bits
+
+    assert number_bits("gru", {}) is None and number_bits("gru", {"state_bits": 3}) == 3
+    assert number_bits("transformer", {"precision_bits": 9}) == 9
+    assert number_bits("ssm", {"state_bits": 1}) == 1
+    # a hybrid carries a recurrent state and a cache: a float among them unless both are set
+    assert number_bits("hybrid", {"state_bits": 2}) is None
+    assert number_bits("hybrid", {"precision_bits": 8}) is None
+    assert number_bits("hybrid", {"state_bits": 2, "precision_bits": 8}) == 8
+    assert number_bits("nonesuch", {"state_bits": 2}) is None
 
 
 def test_cards_and_the_reports_reading_modules_never_import_torch() -> None:

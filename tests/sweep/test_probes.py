@@ -87,8 +87,8 @@ def test_training_probe_records_the_facts_of_the_model_it_trained() -> None:
     task = tasks.make(first.search.task, **first.search.task_params)
     built = models.build("transformer", len(task.vocab), 4, layers=2, heads=2)
     tokens = task.max_tokens(first.search.length)
-    expected = ModelFacts("transformer-2", built.state_size(tokens), tokens,
-                          built.num_parameters(), 4)  # fmt: skip
+    size = built.state_size(tokens)
+    expected = ModelFacts("transformer-2", size, tokens, built.num_parameters(), 4, 32 * size, None)
     assert expected.state_size == 2 * 2 * 2 * 2 * tokens  # layers · (k, v) · heads · head_dim
     outcomes = [
         *TrainingProbe().batch([first, second]),
