@@ -135,6 +135,70 @@ def measure(
     return rows
 
 
+def _model_step(
+    family: str, width: int, k: int | None, length: int, batch: int, compiled: bool
+) -> tuple[object, object]:
+    """One training step of a bare model (forward, mean cross-entropy, backward, AdamW; no
+    data stream): ``(step, model)``; ``compiled``: the forward pass under ``torch.compile``."""
+    import torch.nn.functional as F
+
+    vocab = 2 + 1 + length + 1
+    options = OPTIONS.get(family, {})
+    if k is None:
+        model: torch.nn.Module = models.build(family, vocab, width, seed=0, options=options)
+        shape: tuple[int, ...] = (batch, length + 1)
+    else:
+        model = models.build_ensemble(family, vocab, width, list(range(k)), options=options)
+        shape = (k, batch, length + 1)
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randint(0, vocab, shape, generator=g), torch.randint(0, vocab, shape, generator=g)
+    forward = torch.compile(model) if compiled else model
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, foreach=True)
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(forward(x).reshape(-1, vocab), y.reshape(-1)).backward()
+        opt.step()
+
+    return step, model
+
+
+def compile_check(
+    family: str,
+    widths: Sequence[int],
+    ks: Sequence[int | None],
+    length: int,
+    batch: int,
+    steps: int = 30,
+) -> list[dict[str, object]]:
+    """CPU ms per bare training step, eager against ``torch.compile`` (inductor, CPU), and the
+    compile time (the first compiled calls)."""
+    torch.set_num_threads(1)
+    rows = []
+    for width in widths:
+        for k in ks:
+            out: dict[str, object] = {"family": family, "width": width, "k": k or "plain"}
+            for compiled in (False, True):
+                step, _ = _model_step(family, width, k, length, batch, compiled)
+                start = time.process_time()
+                step()
+                step()
+                first = time.process_time() - start
+                best = float("inf")
+                for _ in range(3):
+                    start = time.process_time()
+                    for _ in range(steps):
+                        step()
+                    best = min(best, (time.process_time() - start) / steps)
+                key = "compiled" if compiled else "eager"
+                out[f"{key}_ms"] = round(best * 1e3, 3)
+                if compiled:
+                    out["compile_s"] = round(first, 1)
+            print(out, flush=True)
+            rows.append(out)
+    return rows
+
+
 def plot(rows: list[dict[str, object]], path: Path) -> None:
     import matplotlib
 
@@ -171,7 +235,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="instead: bare steps eager vs torch.compile for the first family (K = plain, 8)",
+    )
     args = parser.parse_args(argv)
+    if args.compile:
+        rows = compile_check(args.families[0], args.widths, [None, 8], args.length, args.batch)
+        if args.out is not None:
+            args.out.mkdir(parents=True, exist_ok=True)
+            path = args.out / f"compile_{args.families[0]}.json"
+            path.write_text(json.dumps(rows, indent=1) + "\n")
+        return 0
     rows = measure(args.families, args.widths, args.ks, args.length, args.batch, args.rounds)
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
