@@ -25,6 +25,7 @@ Run (about 10 minutes on one quiet core; more on a shared machine)::
 
     python benchmarks/bench_ensemble_scaling.py --out docs/results/ensemble_scaling
 
+(``pytest benchmarks/bench_ensemble_scaling.py -s`` runs a short version: K = 8, width 16.)
 It prints the table and writes ``ensemble_scaling.json`` and ``ensemble_scaling.png`` (members
 per second against K, one panel per family, one line per width) under ``--out``. Options:
 ``--families``, ``--widths``, ``--ks``, ``--length``, ``--batch``, ``--rounds``.
@@ -224,6 +225,15 @@ def plot(rows: list[dict[str, object]], path: Path) -> None:
     axes[-1].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
+
+
+def test_ensemble_cost(benchmark: object) -> None:
+    """The suite's short version (``pytest benchmarks/bench_ensemble_scaling.py -s``): K = 8
+    against one model, width 16, every family; ``extra_info`` per family."""
+    rows = measure(FAMILIES, [16], [8], length=32, batch=128, rounds=1)
+    info = getattr(benchmark, "extra_info", {})
+    for row in rows:
+        info[f"{row['family']}_cost_vs_single"] = row["cost_vs_single"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
