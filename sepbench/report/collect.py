@@ -21,7 +21,7 @@ from sepbench.report.bounds import BoundCurve, anchor_form_only, bound_curves, m
 from sepbench.report.constructions import ConstructionCurve, construction_curves
 from sepbench.report.data import DEFAULT_PRECISION_BITS, PairData, ReportData
 from sepbench.report.facts import CARDS, PairFacts, pair_facts
-from sepbench.report.fits import growth_fits
+from sepbench.report.fits import answers, growth_fits
 from sepbench.report.infos import ModelInfo, TaskInfo
 from sepbench.report.lengths import length_eval
 from sepbench.report.protocol import protocol_tables
@@ -185,7 +185,18 @@ def _pair(
             notes.append(problem)
     bounds = merge_bounds(anchor_form_only(bounds, rows))
     measurement = Measurement(float(model.grid[0]), success)
-    judged = verdicts(results, task, model, factor, fit, state_fit, fit_note, p, measurement)
+    judged = verdicts(
+        results,
+        task,
+        model,
+        factor,
+        fit,
+        state_fit,
+        fit_note,
+        p,
+        measurement,
+        answers(searches, model.grid, factor),
+    )
     outcome, combined = combine(judged)
     if outcome == NO_THEOREM:
         combined = reason

@@ -38,10 +38,7 @@ def growth_fits(
     """
     finished = [s for s in searches if s.status in ("done", "censored")]
     incomplete = len(searches) - len(finished)
-    lengths = [s.length for s in finished]
-    intervals = [
-        theory.interval_from_grid(s.width if s.status == "done" else None, grid) for s in finished
-    ]
+    lengths, intervals = answers(searches, grid)
     censored = sum(s.status == "censored" for s in finished)
     notes = []
     if censored:
@@ -63,3 +60,15 @@ def growth_fits(
         rests = "rests" if fit.rests_on_censored else "does not rest"
         notes[0] += f" (the fit's answer {rests} on them)"
     return fit, state_fit, "; ".join(notes)
+
+
+def answers(
+    searches: Sequence[SearchResult], grid: Sequence[int], factor: float = 1.0
+) -> tuple[list[int], list[tuple[float, float]]]:
+    """Every finished search's N and grid interval (:func:`sepbench.theory.interval_from_grid`;
+    a censored one (max, ∞)), each end × ``factor`` (the state per unit of width)."""
+    finished = [s for s in searches if s.status in ("done", "censored")]
+    intervals = [
+        theory.interval_from_grid(s.width if s.status == "done" else None, grid) for s in finished
+    ]
+    return [s.length for s in finished], [(lo * factor, hi * factor) for lo, hi in intervals]

@@ -163,9 +163,13 @@ def verdicts(
     fit_note: str,
     p: int,
     measurement: Measurement,
+    answers: tuple[Sequence[int], Sequence[tuple[float, float]]] | None = None,
 ) -> list[ResultVerdict]:
     """Every result beside the pair's curve: on the state fit (width × ``factor``, with the
-    smallest width scaled alike) when there is one, else on the width fit."""
+    smallest width scaled alike) when there is one, else on the width fit. Without a fit, a
+    lower bound is still checked on ``answers`` (each finished search's N and interval, in
+    the state's units: :func:`sepbench.theory.lower_verdict`) — one seed below the bound
+    refutes it and every seed above meets it, with or without a law."""
     out = []
     on_state = state_fit is not None
     measured = state_fit if state_fit is not None else fit
@@ -179,7 +183,26 @@ def verdicts(
             else _bound_at(r, task, params, max_n, p, factor, measurement.success)
         )
         hypothesis = f"{r.id} ({r.direction} bound: {r.statement})"
-        if measured is None:
+        if measured is None and r.direction == "lower" and answers and answers[0]:
+            try:
+                v = theory.lower_verdict(
+                    r.id,
+                    answers[0],
+                    answers[1],
+                    p,
+                    min_width=measurement.min_width * factor,
+                    success=measurement.success,
+                    task=task.name,
+                    task_params=task.params,
+                    **params,
+                )
+            except UserError as exc:
+                outcome, reason = "undecided", f"{hypothesis} not checked: {exc}"
+            else:
+                outcome, reason, hypothesis = v.outcome, f"{v.reason} ({fit_note})", v.hypothesis
+                if factor != 1.0:
+                    reason = f"on the state (= {factor:g} × width): {reason}"
+        elif measured is None:
             outcome, reason = "undecided", f"{hypothesis} not checked: {fit_note}"
         else:
             try:

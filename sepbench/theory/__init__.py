@@ -45,7 +45,7 @@ from sepbench.theory.fits import (
     interval_from_grid,
 )
 from sepbench.theory.formulas import address_dim, default_precision
-from sepbench.theory.verdicts import OUTCOMES, Success, Verdict, verdict
+from sepbench.theory.verdicts import OUTCOMES, Success, Verdict, lower_verdict, verdict
 
 __all__ = [
     "LAWS",
@@ -70,6 +70,7 @@ __all__ = [
     "ids",
     "interval_from_grid",
     "lower_bound",
+    "lower_verdict",
     "min_state_bits",
     "min_width",
     "results",

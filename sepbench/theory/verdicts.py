@@ -84,7 +84,7 @@ statement; results without one refuse ``units="bits"``.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -195,7 +195,7 @@ def _fmt(v: float) -> str:
     return "∞" if math.isinf(v) else f"{v:.1f}"
 
 
-def _range(fit: GrowthFit) -> str:
+def _range(fit: GrowthFit | _Answers) -> str:
     d = fit.distinct_lengths
     return f"N = {d[0]:g}..{d[-1]:g}"
 
@@ -360,9 +360,23 @@ class _Length:
         return f" at N = {result.task_lengths[self.task].symbol} = {self.of(result, n)}"
 
 
+@dataclass(frozen=True)
+class _Answers:
+    """Per-seed answers without a growth law: what :func:`lower_verdict` judges. A lower
+    bound's check reads only the answers (each seed's interval at its N), never a law, so it
+    needs no fit; the crossing of a fitted law with the bound is then not stated."""
+
+    lengths: tuple[float, ...]
+    highs: tuple[float, ...]
+
+    @property
+    def distinct_lengths(self) -> tuple[float, ...]:
+        return tuple(sorted(set(self.lengths)))
+
+
 def _lower_verdict(
     result: Result,
-    fit: GrowthFit,
+    fit: GrowthFit | _Answers,
     p: int,
     params: dict[str, Any],
     success: Success,
@@ -443,8 +457,9 @@ def _lower_verdict(
         text += f"; closest {worst[0]:.3g}× at N = {worst[1]:g}"
         if worst[0] > NOT_BINDING_RATIO:
             text += " (far from binding)"
-    crossing = None if where_n else _crossing(fit, bound)  # a fixed N: the bound never moves
-    if crossing is not None and result.direction == "lower":
+    # a fixed N: the bound never moves; no law (lower_verdict): nothing to extrapolate
+    crossing = None if where_n or not isinstance(fit, GrowthFit) else _crossing(fit, bound)
+    if crossing is not None and isinstance(fit, GrowthFit) and result.direction == "lower":
         text += f"; the fitted {fit.best} law would fall below it near N ≈ {crossing:.3g}"
     return "consistent", hypothesis, text
 
@@ -531,4 +546,56 @@ def verdict(
         else:
             text = f"{text}; lower side ({low_hyp}): {low_outcome} — {low_text}"
         hypothesis = f"{hypothesis}, and {low_hyp}"
+    return Verdict(result_id, outcome, f"checked {hypothesis}: {text}", hypothesis)
+
+
+def lower_verdict(
+    result_id: str,
+    lengths: Sequence[float],
+    intervals: Sequence[tuple[float, float]],
+    precision_bits: int | None = None,
+    *,
+    min_width: float | None = None,
+    success: Success | None = None,
+    task: str | None = None,
+    task_params: Mapping[str, Any] | None = None,
+    **params: Any,
+) -> Verdict:
+    """The lower-bound check of :func:`verdict` on the per-seed answers alone, for a curve
+    with too few finite answers to fit a law (e.g. every seed censored above one N).
+
+    A lower bound is refuted by a single seed that succeeded below it and is met when every
+    seed that can be compared clears it; neither needs a growth law, so the check is the
+    same as :func:`verdict`'s lower side (``vacuous`` / ``not applicable`` / ``inconsistent``
+    / ``consistent``, same arguments), minus the fitted law's crossing. ``intervals``: each
+    seed's (low, high] at ``lengths[i]`` (high = ∞ for a censored seed). Upper and tight
+    results need a law: UserError."""
+    result = get(result_id)
+    if result.direction != "lower":
+        raise UserError(
+            f"{result.id} is a{'n' if result.direction == 'upper' else ''} {result.direction} "
+            "bound: its form needs a growth fit (verdict); lower_verdict checks lower bounds"
+        )
+    if len(lengths) != len(intervals) or not lengths:
+        raise UserError(
+            f"lower_verdict needs one interval per length, got {len(lengths)} length(s) and "
+            f"{len(intervals)} interval(s)"
+        )
+    for n_val, (lo, hi) in zip(lengths, intervals, strict=True):
+        if not (n_val >= 1 and 0 <= lo <= hi):
+            raise UserError(
+                f"each answer needs N >= 1 and 0 <= low <= high, got N = {n_val!r}, "
+                f"({lo!r}, {hi!r}]"
+            )
+    if success is None:
+        success = Success.exact()
+    floor = DEFAULT_MIN_WIDTH if min_width is None else min_width
+    if isinstance(floor, bool) or not isinstance(floor, int | float) or not 0 < floor < math.inf:
+        raise UserError(f"min_width must be a positive number, got {min_width!r}")
+    p = MEASUREMENT_PRECISION if precision_bits is None else precision_bits
+    result.resolve(int(max(lengths)), **params)
+    answers = _Answers(tuple(float(n) for n in lengths), tuple(float(h) for _, h in intervals))
+    length = _Length(task, dict(task_params or {}))
+    outcome, hypothesis, text = _lower_verdict(result, answers, p, params, success, floor, length)
+    text += "; judged on the per-seed answers (too few finite answers for a growth fit)"
     return Verdict(result_id, outcome, f"checked {hypothesis}: {text}", hypothesis)
