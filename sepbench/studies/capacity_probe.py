@@ -39,15 +39,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sepbench.errors import UserError
 from sepbench.studies.capacity import RECENT_FRACTION, Evaluation, Mitigation
-from sepbench.studies.grid import POINTS_KEY, GridConfig
+from sepbench.studies.grid import POINTS_KEY, TrainingProbe
 from sepbench.sweep.trial import ProbeOutcome, TrialSpec, derive_seed
 
 if TYPE_CHECKING:
     import torch
 
-    from sepbench.studies.grid import GridStudy
     from sepbench.tasks import Task
 
 CHUNK_TOKENS = 1 << 17
@@ -265,16 +263,8 @@ def variants(
 
 
 @dataclass(frozen=True)
-class CapacityProbe:
+class CapacityProbe(TrainingProbe):
     """Trains and scores one capacity trial (module docstring); picklable for the pools."""
-
-    device: str | None = None
-
-    def validate(self, spec: GridStudy) -> None:
-        """Budgets valid at every T_train (the sizes were checked by the spec)."""
-        from sepbench.sweep.probes import check_budgets
-
-        check_budgets(spec.budget, spec.train_lengths)
 
     def __call__(self, trial: TrialSpec) -> ProbeOutcome:
         from sepbench import models, tasks, training
@@ -282,9 +272,7 @@ class CapacityProbe:
         from sepbench.sweep.executors import worker_threads
         from sepbench.training.threads import thread_scope
 
-        config = trial.search
-        if not isinstance(config, GridConfig):
-            raise UserError(f"CapacityProbe runs grid trials, got {type(config).__name__}")
+        config = self.grid_config(trial)
         ev = Evaluation.model_validate(config.evaluation)
         task = tasks.make(config.task, **config.task_params)
         t_train = config.length

@@ -330,6 +330,28 @@ class GridTrial:
         return self.trial.search
 
 
+@dataclass(frozen=True)
+class TrainingProbe:
+    """What every grid probe that trains a model per trial shares (capacity, lengthgen): the
+    torch device, the budget check at every training length and the trial's
+    :class:`GridConfig`. Subclasses add ``__call__`` (train, then score the grid's points)."""
+
+    device: str | None = None
+
+    def validate(self, spec: GridStudy) -> None:
+        """Budgets valid at every training length (the spec checked the rest)."""
+        from sepbench.sweep.probes import check_budgets
+
+        check_budgets(spec.budget, spec.train_lengths)
+
+    def grid_config(self, trial: TrialSpec) -> GridConfig:
+        """The trial's grid configuration (UserError for a trial of another kind)."""
+        config = trial.search
+        if not isinstance(config, GridConfig):
+            raise UserError(f"{type(self).__name__} runs grid trials, got {type(config).__name__}")
+        return config
+
+
 def size_label(size: dict[str, Any], state: int) -> str:
     """``S=32 (width 8, state_dim 4)``: the state size and the size's settings."""
     parts = ", ".join(f"{k} {v}" for k, v in size.items())

@@ -22,15 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sepbench.errors import UserError
-from sepbench.studies.grid import POINTS_KEY, GridConfig
+from sepbench.studies.grid import POINTS_KEY, TrainingProbe
 from sepbench.studies.lengthgen import Evaluation, Training
 from sepbench.sweep.trial import ProbeOutcome, TrialSpec, derive_seed
 
 if TYPE_CHECKING:
     import torch
 
-    from sepbench.studies.grid import GridStudy
     from sepbench.tasks import Batch, Task
 
 CHUNK_FLOATS = 1 << 25
@@ -170,16 +168,8 @@ def evaluate_trial(model: Any, task: Task, ev: Evaluation, seed: int) -> list[di
 
 
 @dataclass(frozen=True)
-class LengthgenProbe:
+class LengthgenProbe(TrainingProbe):
     """Trains and scores one lengthgen trial (module docstring); picklable for the pools."""
-
-    device: str | None = None
-
-    def validate(self, spec: GridStudy) -> None:
-        """Budgets valid at every training length (the spec checked the rest)."""
-        from sepbench.sweep.probes import check_budgets
-
-        check_budgets(spec.budget, spec.train_lengths)
 
     def __call__(self, trial: TrialSpec) -> ProbeOutcome:
         from dataclasses import replace
@@ -190,9 +180,7 @@ class LengthgenProbe:
         from sepbench.sweep.executors import worker_threads
         from sepbench.training.threads import thread_scope
 
-        config = trial.search
-        if not isinstance(config, GridConfig):
-            raise UserError(f"LengthgenProbe runs grid trials, got {type(config).__name__}")
+        config = self.grid_config(trial)
         plan = dict(config.evaluation)
         train_opts = Training.model_validate(plan.pop("training", {}))
         ev = Evaluation.model_validate(plan)
